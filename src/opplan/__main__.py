@@ -1,0 +1,3 @@
+from opplan.cli import main
+
+raise SystemExit(main())
