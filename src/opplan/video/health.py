@@ -1,0 +1,147 @@
+"""Bad-data policy: replace, log once, count in ``RUN/data_health.json``, stop past a budget.
+
+A missing, zero-byte, truncated or undecodable video does not crash a long planning run: the
+dataset replaces the sample by another one, logs the path and reason once, and records it.
+DataLoader workers append their records to ``RUN/.data_health/<pid>.jsonl``; the main process
+merges them in :meth:`DataHealth.end_epoch`, writes ``RUN/data_health.json`` atomically, and
+stops the run with the list of files when more than ``max_bad_fraction`` of the epoch failed.
+``strict=True`` fails on the first bad sample instead.
+
+Example:
+    >>> health = DataHealth(None, max_bad_fraction=0.5)
+    >>> health.record("a.mp4", "zero-byte file")
+    >>> health.end_epoch(num_samples=10)["bad_files"]
+    {'a.mp4': 'zero-byte file'}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from opplan.errors import OpplanError
+
+__all__ = ["DataHealth", "DataHealthError"]
+
+_LOG = logging.getLogger("opplan.video")
+HEALTH_FILE = "data_health.json"
+_RECORD_DIR = ".data_health"
+
+
+class DataHealthError(OpplanError):
+    """Too many unreadable videos (or any, in strict mode); the message lists them."""
+
+
+class DataHealth:
+    """Counts unreadable samples of a run.
+
+    Args:
+        run_dir: the run directory (``RUN``); None keeps records in memory only (then only
+            the main process's records are seen, i.e. ``num_workers=0``).
+        max_bad_fraction: stop when more than this fraction of an epoch's samples failed.
+        strict: fail on the first unreadable sample.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str] | None = None,
+        *,
+        max_bad_fraction: float = 0.01,
+        strict: bool = False,
+    ) -> None:
+        if not 0.0 <= max_bad_fraction <= 1.0:
+            raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.max_bad_fraction = max_bad_fraction
+        self.strict = strict
+        self.epoch = 0
+        self._memory: list[dict[str, object]] = []
+        self._logged: set[str] = set()
+
+    def record(self, path: str, reason: str, *, epoch_size: int | None = None) -> None:
+        """Record one failed sample (called by the dataset, possibly in a worker).
+
+        Raises:
+            DataHealthError: in strict mode, or when this process alone already saw more
+                failures this epoch than the budget allows for ``epoch_size`` samples.
+        """
+        if self.strict:
+            raise DataHealthError(f"unreadable video (strict mode): {path}: {reason}")
+        entry = {"epoch": self.epoch, "path": path, "reason": reason, "pid": os.getpid()}
+        self._memory.append(entry)
+        if self.run_dir is not None:
+            folder = self.run_dir / _RECORD_DIR
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / f"{os.getpid()}.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+        if path not in self._logged:
+            self._logged.add(path)
+            _LOG.warning("unreadable video replaced by another sample: %s (%s)", path, reason)
+        if epoch_size:
+            failed = {e["path"] for e in self._memory if e["epoch"] == self.epoch}
+            if len(failed) > self.max_bad_fraction * epoch_size:
+                raise DataHealthError(self._too_many(sorted(failed), epoch_size))
+
+    def _records(self) -> list[dict[str, object]]:
+        if self.run_dir is None:
+            return list(self._memory)
+        entries = []
+        for file in sorted((self.run_dir / _RECORD_DIR).glob("*.jsonl")):
+            for line in file.read_text(encoding="utf-8").splitlines():
+                try:
+                    entries.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # torn last line of a killed worker
+        return entries
+
+    def end_epoch(self, num_samples: int, epoch: int | None = None) -> dict[str, object]:
+        """Merge the records of ``epoch`` (default: the current one), write the health file.
+
+        Returns:
+            The summary written to ``RUN/data_health.json``.
+
+        Raises:
+            DataHealthError: more than ``max_bad_fraction`` of ``num_samples`` failed.
+        """
+        epoch = self.epoch if epoch is None else epoch
+        entries = self._records()
+        bad = {str(e["path"]): str(e["reason"]) for e in entries}
+        this_epoch = sorted({str(e["path"]) for e in entries if e["epoch"] == epoch})
+        summary: dict[str, object] = {
+            "max_bad_fraction": self.max_bad_fraction,
+            "total_failures": len(entries),
+            "bad_files": dict(sorted(bad.items())),
+            "epochs": {},
+        }
+        epochs: dict[str, dict[str, int]] = {}
+        for e in entries:
+            stats = epochs.setdefault(str(e["epoch"]), {"failures": 0, "bad_files": 0})
+            stats["failures"] += 1
+        for key in epochs:
+            epochs[key]["bad_files"] = len({e["path"] for e in entries if str(e["epoch"]) == key})
+        epochs.setdefault(str(epoch), {"failures": 0, "bad_files": 0})["samples"] = num_samples
+        summary["epochs"] = epochs
+        if self.run_dir is not None:
+            _write_json(self.run_dir / HEALTH_FILE, summary)
+        if num_samples and len(this_epoch) > self.max_bad_fraction * num_samples:
+            raise DataHealthError(self._too_many(this_epoch, num_samples))
+        return summary
+
+    def _too_many(self, paths: list[str], num_samples: int) -> str:
+        listing = "\n  ".join(paths)
+        return (
+            f"{len(paths)} of {num_samples} samples unreadable in epoch {self.epoch} "
+            f"(more than {self.max_bad_fraction:.1%}); fix or remove them:\n  {listing}"
+        )
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)

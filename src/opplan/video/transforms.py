@@ -1,0 +1,176 @@
+"""Clip transforms (§5.2 of the paper), built on ``torchvision.transforms.v2``.
+
+- train: short side resized to a random size in ``scale_range`` ([256, 340] in the paper),
+  random ``crop_size`` (224) crop, horizontal flip (off for direction-sensitive datasets such
+  as Something-Something);
+- planning evaluation: short side ``eval_short_side`` (256), one centre ``crop_size`` crop;
+- final test: short side ``eval_short_side``, three ``test_crop_size`` (256) crops along the
+  long side (the three-crop protocol).
+
+A clip is one ``tv_tensors.Video`` so every random parameter is drawn once per clip and shared
+by all its frames. Output: float32 C x T x H x W, normalized with ``mean``/``std``.
+
+Example:
+    >>> import numpy as np
+    >>> cfg = TransformConfig.scaled(32)  # sizes for the 32-px synthetic data
+    >>> clip = np.zeros((8, 32, 32, 3), np.uint8)
+    >>> build_transform(cfg, "plan_eval")(clip).shape
+    torch.Size([3, 8, 32, 32])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from opplan.errors import ConfigError
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Mode",
+    "TransformConfig",
+    "build_transform",
+    "three_crop",
+    "to_video",
+]
+
+Mode = Literal["train", "plan_eval", "test"]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """Spatial sizes and normalization (defaults = the paper's §5.2 settings).
+
+    Args:
+        scale_range: (min, max) short side for training, both inclusive.
+        crop_size: training and planning-evaluation crop.
+        eval_short_side: short side for planning evaluation and final test.
+        test_crop_size: crop of the three-crop test protocol.
+        flip: random horizontal flip when training.
+        mean: per-channel mean (0-1 scale).
+        std: per-channel standard deviation (0-1 scale).
+    """
+
+    scale_range: tuple[int, int] = (256, 340)
+    crop_size: int = 224
+    eval_short_side: int = 256
+    test_crop_size: int = 256
+    flip: bool = True
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        lo, hi = self.scale_range
+        if not 0 < lo <= hi:
+            raise ConfigError(f"scale_range must satisfy 0 < min <= max, got {self.scale_range}")
+        if self.crop_size > lo or self.crop_size > self.eval_short_side:
+            raise ConfigError(
+                f"crop_size {self.crop_size} exceeds the smallest short side "
+                f"(scale_range {self.scale_range}, eval_short_side {self.eval_short_side})"
+            )
+        if self.test_crop_size > self.eval_short_side:
+            raise ConfigError(
+                f"test_crop_size {self.test_crop_size} exceeds eval_short_side "
+                f"{self.eval_short_side}"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ConfigError(f"mean/std need 3 values and std > 0, got {self.mean}, {self.std}")
+
+    @classmethod
+    def scaled(cls, frame_size: int, **overrides: object) -> TransformConfig:
+        """The paper's geometry scaled to frames of side ``frame_size`` (crop = frame size).
+
+        For 32-px frames: scale_range (36, 48), crop 32, eval short side 36, test crop 36.
+        """
+        ratio = frame_size / 224
+        short = round(256 * ratio)
+        fields: dict[str, object] = {
+            "scale_range": (short, round(340 * ratio)),
+            "crop_size": frame_size,
+            "eval_short_side": short,
+            "test_crop_size": short,
+        }
+        fields.update(overrides)
+        return cls(**fields)  # type: ignore[arg-type]
+
+
+def to_video(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
+    """uint8 (T, H, W, 3) frames -> ``tv_tensors.Video`` (T, 3, H, W)."""
+    tensor = torch.as_tensor(frames)
+    if tensor.ndim != 4 or tensor.shape[-1] != 3:
+        raise ValueError(f"expected frames (T, H, W, 3), got {tuple(tensor.shape)}")
+    return tv_tensors.Video(tensor.permute(0, 3, 1, 2))
+
+
+def three_crop(video: torch.Tensor, size: int, index: int) -> torch.Tensor:
+    """Crop ``size`` x ``size`` at the start (0), centre (1) or end (2) of the long side."""
+    height, width = video.shape[-2:]
+    if size > min(height, width):
+        raise ValueError(f"crop {size} larger than frames {height}x{width}")
+    top, left = (height - size) // 2, (width - size) // 2
+    if width >= height:
+        left = (0, left, width - size)[index]
+    else:
+        top = (0, top, height - size)[index]
+    return F.crop(video, top, left, size, size)
+
+
+class _Finish(torch.nn.Module):
+    """uint8 (T, C, H, W) -> normalized float (C, T, H, W)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.steps = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.steps(video).as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()
+
+
+def build_transform(
+    cfg: TransformConfig, mode: Mode, *, crop_index: int = 1
+) -> Callable[[np.ndarray | torch.Tensor], torch.Tensor]:
+    """The frame transform for ``mode``: uint8 (T, H, W, 3) -> float (C, T, H, W).
+
+    Args:
+        cfg: sizes and normalization.
+        mode: ``"train"``, ``"plan_eval"`` or ``"test"``.
+        crop_index: which of the three test crops (0, 1, 2), for ``mode="test"``.
+    """
+    finish = _Finish(cfg.mean, cfg.std)
+    if mode == "train":
+        steps: list[torch.nn.Module] = [
+            v2.RandomResize(cfg.scale_range[0], cfg.scale_range[1] + 1, antialias=True),
+            v2.RandomCrop(cfg.crop_size),
+        ]
+        if cfg.flip:
+            steps.append(v2.RandomHorizontalFlip())
+        spatial = v2.Compose(steps)
+    elif mode == "plan_eval":
+        spatial = v2.Compose(
+            [v2.Resize(cfg.eval_short_side, antialias=True), v2.CenterCrop(cfg.crop_size)]
+        )
+    elif mode == "test":
+        if crop_index not in (0, 1, 2):
+            raise ConfigError(f"crop_index must be 0, 1 or 2, got {crop_index}")
+        resize = v2.Resize(cfg.eval_short_side, antialias=True)
+
+        def spatial(video: torch.Tensor) -> torch.Tensor:
+            return three_crop(resize(video), cfg.test_crop_size, crop_index)
+
+    else:
+        raise ConfigError(f"mode must be 'train', 'plan_eval' or 'test', got {mode!r}")
+
+    def transform(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return finish(spatial(to_video(frames)))
+
+    return transform
