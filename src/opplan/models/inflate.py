@@ -27,6 +27,7 @@ a ReLU between S and T, and the second 3×3 convolution of a 2D basic block has 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ def load_2d_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as err:
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as err:
         raise ConfigError(f"{path}: cannot load 2D weights: {err}") from err
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
