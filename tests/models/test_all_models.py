@@ -16,7 +16,8 @@ from opplan.models import (
 )
 
 NUM_CLASSES = 3
-# The deep P3D ResNets are slow-ish on one core even at their minimum input.
+# The ResNet-101/152 variants take 1-2.5 s each on one core even at their minimum input;
+# they differ from ResNet-50 only in depth (run them with `pytest -m slow`).
 _SLOW = {n for n in list_models() if n.endswith(("resnet101", "resnet152"))}
 
 

@@ -180,7 +180,6 @@ def test_invalid_options_raise(options: dict[str, object], message: str) -> None
         P3DResNet(3, **options)  # type: ignore[arg-type]
 
 
-@pytest.mark.slow
 def test_fig3_shapes_computed_for_real() -> None:
     """The same Fig. 3 shapes with real tensors (the meta test could not catch a kernel bug)."""
     net = build_model("dg_p3d_resnet50", 400).eval()
