@@ -13,5 +13,8 @@ class ConfigError(OpplanError, ValueError):
     """A config, annotation list or option is invalid (the CLI exits with code 2)."""
 
 
-class RunDirError(OpplanError):
-    """A run directory cannot be used as asked (e.g. a different config without --resume)."""
+class RunDirError(ConfigError):
+    """A run directory cannot be used as asked (e.g. a different config without --resume).
+
+    Raised before any work starts, so the CLI exits with code 2 as for a bad config.
+    """

@@ -1,0 +1,105 @@
+"""``opplan plan CONFIG --out RUN [--resume]`` and ``opplan show RUN``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    plan = sub.add_parser("plan", help="plan the optimal training path (dynamic programming)")
+    plan.add_argument("config", type=Path, help="YAML config (see configs/)")
+    plan.add_argument("--out", type=Path, required=True, help="run directory")
+    plan.add_argument("--resume", action="store_true", help="continue a plan in --out")
+    plan.add_argument("--verbose", "-v", action="store_true", help="a line per epoch")
+    plan.set_defaults(func=run_plan)
+
+    show = sub.add_parser("show", help="show a plan (finished or running) as tables")
+    show.add_argument("run", type=Path, help="run directory")
+    show.set_defaults(func=run_show)
+
+
+def _make_trainer(config, run):  # type: ignore[no-untyped-def]
+    trainer_cfg = config.trainer
+    if trainer_cfg.kind == "simulated":
+        from opplan.planning.simulate import DefaultLandscape, RandomLandscape, SimulatedTrainer
+
+        if trainer_cfg.landscape == "random":
+            landscape = RandomLandscape(trainer_cfg.seed, trainer_cfg.noise)
+        else:
+            landscape = DefaultLandscape(
+                trainer_cfg.seed, trainer_cfg.noise, dict(trainer_cfg.sampling_gain)
+            )
+        reference = min(config.graph.clip_lengths)
+        return SimulatedTrainer(run.checkpoints, landscape, trainer_cfg.epoch_delay, reference)
+    raise NotImplementedError(f"trainer kind {trainer_cfg.kind!r}")  # pragma: no cover
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from opplan.config import config_hash, load_config
+    from opplan.planning import Journal, Planner
+    from opplan.report import RichPlanProgress, path_table
+    from opplan.rundir import RunDir
+
+    config = load_config(args.config)  # exits 2 on a bad config, before any work
+    graph = config.graph.build()
+    run = RunDir(args.out)
+    progress = run.prepare(config, resume=args.resume)
+    console = Console(highlight=False)
+    if progress.finished is None:
+        console.print(
+            f"[bold]opplan plan[/] {args.config} -> {run.root}: {graph!r}, "
+            f"trainer {config.trainer.kind}"
+        )
+    trainer = _make_trainer(config, run)
+    with Journal(run.journal) as journal:
+        planner = Planner(
+            graph,
+            trainer,
+            journal,
+            config.planner.options(),
+            config_hash=config_hash(config),
+            callbacks=[RichPlanProgress(console, verbose=args.verbose)],
+            progress=progress,
+        )
+        plan = planner.run()
+    plan.write(run.root)
+    console.print(path_table(plan.to_dict()))
+    console.print(f"plan: {run.plan}   recipe: {run.root / 'recipe.yaml'}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from opplan.errors import RunDirError
+    from opplan.planning import read_journal
+    from opplan.report import path_table, transitions_table
+    from opplan.rundir import RunDir
+
+    run = RunDir(args.run)
+    console = Console(highlight=False)
+    if run.plan.exists():
+        plan = json.loads(run.plan.read_text())
+        console.print(transitions_table(plan))
+        console.print(path_table(plan))
+        return 0
+    events = read_journal(run.journal)
+    if not events:
+        raise RunDirError(f"{run.root}: no plan.json and no journal -- not a plan run directory")
+    from opplan.planning.plan import _transition_dict
+    from opplan.planning.progress import Progress
+
+    progress = Progress.replay(events)
+    partial = {"transitions": [_transition_dict(t) for t in progress.transitions.values()]}
+    console.print(transitions_table(partial, chosen=set()))
+    running = [t for t in progress.transitions.values() if not t.finished]
+    for t in running:
+        console.print(f"running: {t.src} -> {t.dst}, epoch {t.epochs_trained}")
+    console.print(f"{len(progress.states)} states resolved")
+    return 0

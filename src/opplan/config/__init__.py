@@ -1,0 +1,23 @@
+"""Validated run configuration (YAML -> pydantic): unknown keys and wrong types are rejected
+with the field's path before any work starts (the CLI exits with code 2)."""
+
+from __future__ import annotations
+
+from opplan.config._loader import config_hash, dump_config, load_config, parse_config
+from opplan.config._schema import (
+    GraphConfig,
+    PlanConfig,
+    PlannerConfig,
+    SimulatedTrainerConfig,
+)
+
+__all__ = [
+    "GraphConfig",
+    "PlanConfig",
+    "PlannerConfig",
+    "SimulatedTrainerConfig",
+    "config_hash",
+    "dump_config",
+    "load_config",
+    "parse_config",
+]

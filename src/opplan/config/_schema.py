@@ -1,0 +1,102 @@
+"""The config schema. Every field is documented; ``extra="forbid"`` everywhere."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+from opplan.planning.curves import FamilyName
+from opplan.planning.graph import TransitionGraph
+from opplan.planning.planner import PlannerOptions
+
+__all__ = ["GraphConfig", "PlanConfig", "PlannerConfig", "SimulatedTrainerConfig"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GraphConfig(_Strict):
+    """The candidate transition graph (§3.2)."""
+
+    kind: Literal["basic", "extended", "explicit"] = Field(
+        "extended", description="basic/extended graph of Fig. 1, or an explicit edge list"
+    )
+    samplings: list[Literal["consecutive", "uniform"]] = Field(
+        default_factory=lambda: ["consecutive", "uniform"], description="frame samplings"
+    )
+    clip_lengths: list[PositiveInt] = Field(
+        default_factory=lambda: [16, 32, 64], description="candidate clip lengths l1 < l2 < ..."
+    )
+    learning_rates: list[PositiveFloat] = Field(
+        default_factory=lambda: [0.04, 0.004, 0.0004], description="candidate learning rates"
+    )
+    edges: list[tuple[str, str]] | None = Field(
+        None,
+        description="kind=explicit: [from, to] pairs such as ['initial', 'uniform 16f lr=0.01']",
+    )
+    finals: list[str] | None = Field(
+        None, description="kind=explicit: final states (default: states with no way out)"
+    )
+
+    @model_validator(mode="after")
+    def _explicit_needs_edges(self) -> GraphConfig:
+        if self.kind == "explicit" and not self.edges:
+            raise ValueError("kind 'explicit' needs a non-empty 'edges' list")
+        if self.kind != "explicit" and (self.edges is not None or self.finals is not None):
+            raise ValueError(f"'edges'/'finals' are only used with kind 'explicit', not {self.kind!r}")
+        return self
+
+    def build(self) -> TransitionGraph:
+        if self.kind == "explicit":
+            assert self.edges is not None
+            return TransitionGraph.from_edges(self.edges, self.finals)
+        return TransitionGraph.build(
+            self.kind, self.samplings, self.clip_lengths, self.learning_rates
+        )
+
+
+class PlannerConfig(_Strict):
+    """Knee stopping (§3.3) and the value of a transition."""
+
+    family: FamilyName = Field("exponential", description="Table 1 curve family")
+    delay: Annotated[int, Field(ge=0)] = Field(10, description="T: epochs tried after the knee")
+    max_epochs: PositiveInt = Field(100, description="cap on the epochs of one transition")
+    value: Literal["fitted", "observed"] = Field(
+        "fitted", description="edge value: fitted peak, or observed score at the knee epoch"
+    )
+    keep_checkpoints: bool = Field(False, description="keep every epoch's checkpoint")
+
+    def options(self) -> PlannerOptions:
+        return PlannerOptions(**self.model_dump())
+
+
+class SimulatedTrainerConfig(_Strict):
+    """Score curves from known functions plus seeded noise (``opplan.planning.simulate``)."""
+
+    kind: Literal["simulated"] = "simulated"
+    landscape: Literal["default", "random"] = Field(
+        "default", description="paper-like curves, or curve parameters drawn per edge"
+    )
+    seed: int = Field(0, description="seed of the noise (and of the random landscape)")
+    noise: Annotated[float, Field(ge=0)] = Field(0.01, description="std of one evaluation")
+    epoch_delay: Annotated[float, Field(ge=0)] = Field(
+        0.0, description="seconds slept per epoch at the reference clip length"
+    )
+    sampling_gain: dict[Literal["consecutive", "uniform"], float] = Field(
+        default_factory=lambda: {"consecutive": 0.03, "uniform": 0.0},
+        description="default landscape: extra gain of each sampling",
+    )
+
+
+TrainerConfig = Annotated[SimulatedTrainerConfig, Field(discriminator="kind")]
+
+
+class PlanConfig(_Strict):
+    """A whole ``opplan plan`` run."""
+
+    name: str = Field("plan", description="a label for the run")
+    graph: GraphConfig = Field(default_factory=GraphConfig)  # type: ignore[arg-type]
+    planner: PlannerConfig = Field(default_factory=PlannerConfig)  # type: ignore[arg-type]
+    trainer: TrainerConfig = Field(default_factory=SimulatedTrainerConfig)  # type: ignore[arg-type]

@@ -1,0 +1,152 @@
+"""The answer of a plan: best final state, path with epochs, every explored transition.
+
+``plan.json`` schema (all keys always present)::
+
+    best_final_state: "consecutive 64f lr=0.0004"
+    value: float                               # V of the best final state
+    path: [{sampling, clip_length, lr, epochs, value, from}]   # initial state excluded
+    transitions: [{from, to, epochs_trained, scores, fit: {family, params, rmse, r2},
+                   knee_epoch, value, observed, status, reason, seconds}]
+    states: {state: {best_from, value, observed, epochs}}
+    cost: {epochs_total, transitions, wall_seconds}
+
+``recipe.yaml`` is the path as training steps; zero-epoch steps collapse (a state reached
+without training leaves the model unchanged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from opplan.fileio import atomic_write_json, atomic_write_text
+from opplan.planning.graph import TransitionGraph
+from opplan.planning.progress import Progress, StateRecord, TransitionRecord
+from opplan.planning.state import TrainingState
+
+if TYPE_CHECKING:
+    from opplan.planning.planner import PlannerOptions
+
+__all__ = ["Plan", "PlanStep"]
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    state: TrainingState
+    epochs: int
+    value: float
+    src: TrainingState
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.state.to_dict(),
+            "epochs": self.epochs,
+            "value": self.value,
+            "from": str(self.src),
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    best_final_state: TrainingState
+    value: float
+    path: tuple[PlanStep, ...]
+    transitions: tuple[TransitionRecord, ...]
+    states: dict[TrainingState, StateRecord]
+    final_checkpoint: str | None
+
+    @classmethod
+    def from_progress(
+        cls, graph: TransitionGraph, progress: Progress, options: PlannerOptions | None = None
+    ) -> Plan:
+        states = progress.states
+        missing = [str(s) for s in graph.states if s not in states]
+        if missing:
+            raise ValueError(f"the plan is not finished: unresolved states {missing}")
+        final = max(graph.finals, key=lambda s: states[s].value)  # ties: first final
+        chain = [states[final]]
+        while not chain[-1].best_src.is_initial:
+            chain.append(states[chain[-1].best_src])
+        chain.reverse()
+        path = tuple(PlanStep(r.state, r.epochs, r.value, r.best_src) for r in chain)
+        order = {edge: k for k, edge in enumerate(graph.edges)}
+        transitions = tuple(
+            sorted(progress.transitions.values(), key=lambda r: order[r.src, r.dst])
+        )
+        return cls(final, states[final].value, path, transitions, dict(states),
+                   states[final].checkpoint)
+
+    @property
+    def epochs_total(self) -> int:
+        return sum(t.epochs_trained for t in self.transitions)
+
+    @property
+    def wall_seconds(self) -> float:
+        return sum(t.seconds for t in self.transitions)
+
+    def recipe(self) -> list[dict[str, Any]]:
+        """The path as training steps; zero-epoch steps collapse."""
+        return [{**s.state.to_dict(), "epochs": s.epochs} for s in self.path if s.epochs > 0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "best_final_state": str(self.best_final_state),
+            "value": self.value,
+            "final_checkpoint": self.final_checkpoint,
+            "path": [s.to_dict() for s in self.path],
+            "transitions": [_transition_dict(t) for t in self.transitions],
+            "states": {
+                str(s): {
+                    "best_from": str(r.best_src),
+                    "value": r.value,
+                    "observed": r.observed,
+                    "epochs": r.epochs,
+                }
+                for s, r in self.states.items()
+            },
+            "cost": {
+                "epochs_total": self.epochs_total,
+                "transitions": len(self.transitions),
+                "wall_seconds": self.wall_seconds,
+            },
+        }
+
+    def write(self, run_dir: str | Path) -> None:
+        """``RUN/plan.json`` and ``RUN/recipe.yaml``, both written atomically."""
+        run = Path(run_dir)
+        atomic_write_json(run / "plan.json", self.to_dict())
+        header = (
+            "# opplan recipe: train from the initialization through these steps\n"
+            f"# (planned path to {self.best_final_state}, value {self.value:.4f})\n"
+        )
+        body = yaml.safe_dump({"steps": self.recipe()}, sort_keys=False)
+        atomic_write_text(run / "recipe.yaml", header + body)
+
+
+def _transition_dict(t: TransitionRecord) -> dict[str, Any]:
+    fit = t.final_fit
+    return {
+        "from": str(t.src),
+        "to": str(t.dst),
+        "epochs_trained": t.epochs_trained,
+        "scores": t.scores,
+        "fit": None
+        if fit is None
+        else {
+            "family": fit.family,
+            "params": list(fit.params),
+            "rmse": fit.rmse,
+            "r2": fit.r2,
+            "success": fit.success,
+            "message": fit.message,
+        },
+        "knee_epoch": t.knee_epoch,
+        "value": t.value,
+        "observed": t.observed,
+        "status": "finished" if t.finished else "running",
+        "reason": t.reason,
+        "seconds": t.seconds,
+    }

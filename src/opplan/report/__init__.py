@@ -1,0 +1,8 @@
+"""What the user sees: plan tables, live progress and (later) figures."""
+
+from __future__ import annotations
+
+from opplan.report.progress import RichPlanProgress
+from opplan.report.tables import path_table, transitions_table
+
+__all__ = ["RichPlanProgress", "path_table", "transitions_table"]
