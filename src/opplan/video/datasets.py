@@ -105,6 +105,16 @@ class VideoClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
         else:
             self._transforms = [build_transform(self.config, mode)]
         self._cache: tuple[tuple[int, int], np.ndarray] | None = None
+        self._bad: set[int] = set()  # videos this process found unreadable
+
+    def _replacement(self, rng: np.random.Generator) -> int:
+        """Another video for a bad one, avoiding the ones already known to be bad."""
+        video = int(rng.integers(len(self.records)))
+        for _ in range(100):
+            if video not in self._bad:
+                break
+            video = int(rng.integers(len(self.records)))
+        return video
 
     @property
     def views_per_video(self) -> int:
@@ -161,7 +171,8 @@ class VideoClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
             except (VideoReadError, OSError) as err:
                 reason = err.reason if isinstance(err, VideoReadError) else str(err)
                 self.health.record(record.path, reason, epoch_size=len(self.records))
-                video = int(rng.integers(len(self.records)))  # replacement (§ bad data)
+                self._bad.add(video)
+                video = self._replacement(rng)
                 continue
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(rng.integers(2**63 - 1)))

@@ -58,20 +58,25 @@ def internal_val_split(
         by_class[record.label].append(i)
     labels = sorted(by_class)
     counts = np.array([len(by_class[c]) for c in labels], dtype=np.float64)
+    cap = np.maximum(counts.astype(int) - 1, 0)  # every class keeps a training video
+    if val_size > cap.sum():
+        raise ConfigError(
+            f"internal validation size {val_size} leaves a class without training videos"
+        )
     exact = counts * val_size / counts.sum()
-    quota = np.floor(exact).astype(int)
-    # Largest remainder; ties broken by class order so the result is deterministic.
+    quota = np.minimum(np.floor(exact).astype(int), cap)
+    # Largest remainder first (ties by class order, so the result is deterministic); classes
+    # at their cap pass their share on.
     order = np.lexsort((np.arange(len(labels)), -(exact - quota)))
-    for k in order[: val_size - int(quota.sum())]:
-        quota[k] += 1
+    while quota.sum() < val_size:
+        for k in order:
+            if quota.sum() < val_size and quota[k] < cap[k]:
+                quota[k] += 1
     rng = np.random.default_rng(seed)
     chosen: set[int] = set()
     for label, q in zip(labels, quota, strict=True):
         members = by_class[label]
-        picks = rng.permutation(len(members))[
-            : min(q, len(members) - 1 if len(members) > 1 else 0)
-        ]
-        chosen.update(members[p] for p in picks)
+        chosen.update(members[p] for p in rng.permutation(len(members))[:q])
     val = [r for i, r in enumerate(train) if i in chosen]
     fit = [r for i, r in enumerate(train) if i not in chosen]
     return fit, val

@@ -90,7 +90,7 @@ class TransformConfig:
     def scaled(cls, frame_size: int, **overrides: object) -> TransformConfig:
         """The paper's geometry scaled to frames of side ``frame_size`` (crop = frame size).
 
-        For 32-px frames: scale_range (36, 48), crop 32, eval short side 36, test crop 36.
+        For 32-px frames: scale_range (37, 49), crop 32, eval short side 37, test crop 37.
         """
         ratio = frame_size / 224
         short = round(256 * ratio)

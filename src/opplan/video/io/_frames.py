@@ -57,21 +57,20 @@ class FramesDirReader(VideoReader):
         return self._num_frames
 
     def _read(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
-        from torchvision.io import ImageReadMode, decode_image, read_file
+        from PIL import Image, UnidentifiedImageError
 
         out = {}
         for i in (int(w) for w in wanted):
             name = os.path.join(self.path, self._template.format(i + self._start))
             try:
-                data = read_file(name)
-                if data.numel() == 0:
+                if os.path.getsize(name) == 0:
                     raise VideoReadError(name, "zero-byte frame")
-                image = decode_image(data, mode=ImageReadMode.RGB)
-            except VideoReadError:
-                raise
-            except (RuntimeError, OSError) as err:
+                with Image.open(name) as image:
+                    out[i] = np.asarray(image.convert("RGB"))
+            except FileNotFoundError:
+                raise VideoReadError(name, "missing frame") from None
+            except (UnidentifiedImageError, OSError) as err:
                 raise VideoReadError(name, f"cannot decode frame: {err}") from None
-            out[i] = image.permute(1, 2, 0).numpy()
             self.stats.frames_decoded += 1
         return out
 

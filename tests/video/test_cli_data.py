@@ -1,0 +1,71 @@
+"""``opplan data synth`` and ``opplan data check``."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from opplan.cli import _data
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="opplan")
+    _data.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_synth_then_check(tmp_path, capsys):
+    out = tmp_path / "tempo"
+    code = _run(
+        [
+            "data",
+            "synth",
+            "tempo",
+            "--out",
+            str(out),
+            "--videos-per-class",
+            "2",
+            "--seed",
+            "3",
+            "--size",
+            "32",
+            "--frames",
+            "16",
+            "24",
+        ]
+    )
+    assert code == 0
+    lines = (out / "train.txt").read_text().splitlines() + (
+        out / "val.txt"
+    ).read_text().splitlines()
+    assert len(lines) + len((out / "test.txt").read_text().splitlines()) == 20
+    assert "train:" in capsys.readouterr().out
+    report = tmp_path / "bad.txt"
+    assert (
+        _run(["data", "check", str(out / "train.txt"), "--root", str(out), "--out", str(report)])
+        == 0
+    )
+    assert report.read_text() == ""
+    # break two videos: one emptied, one truncated
+    first, second = (line.split()[0] for line in lines[:2])
+    (out / first).write_bytes(b"")
+    data = (out / second).read_bytes()
+    (out / second).write_bytes(data[: len(data) // 3])
+    listing = out / "all.txt"
+    listing.write_text("\n".join(lines))
+    code = _run(
+        ["data", "check", str(listing), "--root", str(out), "--out", str(report), "--full"]
+    )
+    assert code == 1
+    bad = dict(line.split("\t") for line in report.read_text().splitlines())
+    assert set(bad) == {str(out / first), str(out / second)}
+    assert bad[str(out / first)] == "zero-byte file"
+
+
+def test_synth_rejects_bad_size(tmp_path):
+    from opplan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--size"):
+        _run(["data", "synth", "order", "--out", str(tmp_path), "--size", "31"])
