@@ -120,7 +120,7 @@ class RandomLandscape:
 
     def curve(self, src: TrainingState, dst: TrainingState) -> CurveParams:
         u = _unit_draws(self.seed, "curve", src, dst, n=3)
-        return CurveParams(0.05 + 0.6 * u[0], 0.05 + 0.6 * u[1], 10 ** (-5 + 2 * u[2]))
+        return CurveParams(0.05 + 0.6 * u[0], 0.1 + 0.8 * u[1], 10 ** (-4 + 2 * u[2]))
 
 
 class SimulatedTrainer:

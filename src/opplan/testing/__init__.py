@@ -1,0 +1,1 @@
+"""Helpers shared by the test suite (kept in the package, like optuna.testing)."""
