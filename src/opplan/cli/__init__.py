@@ -18,6 +18,8 @@ __all__ = ["main"]
 
 _COMMAND_MODULES = (
     "opplan.cli._plan",
+    "opplan.cli._data",
+    "opplan.cli._models",
 )
 
 EXIT_BAD_INPUT = 2
