@@ -28,9 +28,11 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check src tests benchmarks
 	@$(VENV)/bin/ruff format --check src tests benchmarks
+	@$(VENV)/bin/mypy
 
 bench: $(STAMP)
-	@$(PY) -m benchmarks.run_all
+	@$(PY) -m benchmarks.knee_families
+	@$(PY) -m benchmarks.plan_cost
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -44,6 +44,7 @@ def run_plan(args: argparse.Namespace) -> int:
     from opplan.config import config_hash, load_config
     from opplan.planning import Journal, Planner
     from opplan.report import RichPlanProgress, path_table
+    from opplan.report.figures import write_report
     from opplan.rundir import RunDir
 
     config = load_config(args.config)  # exits 2 on a bad config, before any work
@@ -69,7 +70,9 @@ def run_plan(args: argparse.Namespace) -> int:
         )
         plan = planner.run()
     plan.write(run.root)
+    report = write_report(plan.to_dict(), run.root)
     console.print(path_table(plan.to_dict()))
+    console.print(f"report: {report / 'README.md'}")
     console.print(f"plan: {run.plan}   recipe: {run.root / 'recipe.yaml'}")
     return 0
 

@@ -104,8 +104,11 @@ class TransitionGraph:
         lrs = sorted((float(x) for x in learning_rates), reverse=True)
         edges: list[Edge] = []
         for sampling in samplings:
-            grid = {(i, j): TrainingState(sampling, lengths[i], lrs[j]) for i in range(len(lengths))
-                    for j in range(len(lrs))}
+            grid = {
+                (i, j): TrainingState(sampling, lengths[i], lrs[j])
+                for i in range(len(lengths))
+                for j in range(len(lrs))
+            }
             for i in range(min(2, len(lengths))):
                 edges.append((INITIAL, grid[i, 0]))
             for (i, j), state in grid.items():
@@ -134,7 +137,9 @@ class TransitionGraph:
         for k, edge in enumerate(edges):
             if isinstance(edge, Mapping):
                 if set(edge) != {"from", "to"}:
-                    raise GraphError(f"edges[{k}]: expected keys 'from' and 'to', got {sorted(edge)}")
+                    raise GraphError(
+                        f"edges[{k}]: expected keys 'from' and 'to', got {sorted(edge)}"
+                    )
                 pair: Sequence[str | TrainingState] = (edge["from"], edge["to"])
             else:
                 pair = edge

@@ -20,7 +20,7 @@ from opplan.errors import RunDirError
 __all__ = ["Journal", "JournalCorrupt", "Op", "read_journal"]
 
 
-class Op(str, enum.Enum):
+class Op(enum.StrEnum):
     """Journal operations, in the order a plan emits them."""
 
     PLAN_STARTED = "plan_started"
@@ -95,9 +95,7 @@ class Journal:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
-            raise RunDirError(
-                f"{self.path.parent} is in use by another opplan process"
-            ) from None
+            raise RunDirError(f"{self.path.parent} is in use by another opplan process") from None
         self._cut_torn_tail()
         self._file: TextIO = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
 

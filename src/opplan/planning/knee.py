@@ -104,7 +104,7 @@ def fit_curve(
     if scale == 0.0:
         params = np.zeros(fam.n_params)
         params[0] = centre
-        for amp, rate in fam.terms:
+        for _amp, rate in fam.terms:
             params[rate] = fam.bounds[rate][1]
         return _result(fam, params, y, horizon, True, "constant scores", 0)
     z = (y - centre) / scale

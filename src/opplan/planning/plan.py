@@ -76,8 +76,9 @@ class Plan:
         transitions = tuple(
             sorted(progress.transitions.values(), key=lambda r: order[r.src, r.dst])
         )
-        return cls(final, states[final].value, path, transitions, dict(states),
-                   states[final].checkpoint)
+        return cls(
+            final, states[final].value, path, transitions, dict(states), states[final].checkpoint
+        )
 
     @property
     def epochs_total(self) -> int:

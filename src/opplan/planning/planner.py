@@ -134,9 +134,9 @@ class Planner:
         else:
             for score in partial.scores[1:]:  # same inputs -> same decisions as before
                 stop = stopper.observe(score)
-            for fit in stopper.fits[len(partial.fits) :]:  # a fit lost to the crash
-                epoch = fit.n_points - 1
-                self._emit(Op.FIT, src=str(src), dst=str(dst), epoch=epoch, fit=fit.to_dict())
+            for lost in stopper.fits[len(partial.fits) :]:  # a fit lost to the crash
+                epoch = lost.n_points - 1
+                self._emit(Op.FIT, src=str(src), dst=str(dst), epoch=epoch, fit=lost.to_dict())
             if not stop:
                 self.trainer.resume(dst, partial.checkpoints[-1])
         record = self.progress.transitions[src, dst]
@@ -168,7 +168,9 @@ class Planner:
         knee = stopper.knee_epoch
         assert knee is not None and stopper.value is not None
         observed = record.scores[knee]
-        value = stopper.value if (self.options.value == "fitted" and stopper.from_fit) else observed
+        value = (
+            stopper.value if (self.options.value == "fitted" and stopper.from_fit) else observed
+        )
         self._emit(
             Op.TRANSITION_FINISHED,
             src=str(record.src),
@@ -182,7 +184,9 @@ class Planner:
 
     def _resolve(self, state: TrainingState) -> None:
         """Eq. 2: keep the best incoming edge (ties: the first in state order)."""
-        incoming = [self.progress.transitions[src, state] for src in self.graph.predecessors(state)]
+        incoming = [
+            self.progress.transitions[src, state] for src in self.graph.predecessors(state)
+        ]
         best = max(incoming, key=lambda r: r.value if r.value is not None else float("-inf"))
         assert best.value is not None and best.observed is not None
         assert best.knee_epoch is not None

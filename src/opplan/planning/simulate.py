@@ -49,8 +49,13 @@ class CurveParams:
 
 
 class Landscape(Protocol):
-    seed: int
-    noise: float
+    """Curve parameters per move; ``seed`` and ``noise`` drive the evaluation noise."""
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def noise(self) -> float: ...
 
     def curve(self, src: TrainingState, dst: TrainingState) -> CurveParams: ...
 
@@ -166,7 +171,9 @@ class SimulatedTrainer:
     def resume(self, state: TrainingState, checkpoint_id: str) -> None:
         data = self._load(checkpoint_id)
         if data["state"] != str(state):
-            raise ValueError(f"checkpoint {checkpoint_id} was saved in {data['state']}, not {state}")
+            raise ValueError(
+                f"checkpoint {checkpoint_id} was saved in {data['state']}, not {state}"
+            )
         self._src = TrainingState.parse(str(data["src"]))
         self._y0 = float(data["y0"])  # type: ignore[arg-type]
         self._dst, self._epoch = state, int(data["epoch"])  # type: ignore[call-overload]
