@@ -106,7 +106,7 @@ def render_graph(data: GraphFigureData, path: str | Path) -> None:
             ax.scatter(
                 [x],
                 [y],
-                s=520,
+                s=780,
                 c="#fde0dd" if best else "white",
                 edgecolors="#d62728" if best else "black",
                 linewidths=1.5,
