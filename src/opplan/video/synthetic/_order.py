@@ -51,13 +51,14 @@ def render_order(rng: np.random.Generator, cfg: SceneConfig, label: int) -> np.n
     size = cfg.size
     for slot, event in enumerate(ORDER_CLASSES[label]):
         lo, hi = edges[slot], edges[slot + 1]
-        length = (hi - lo) * rng.uniform(0.55, 0.9)
+        length = (hi - lo) * rng.uniform(0.4, 0.85)
         start = lo + rng.uniform(0, hi - lo - length)
-        half = rng.uniform(3.0, 5.0) * cfg.scale
+        half = rng.uniform(2.0, 3.5) * cfg.scale
+        alpha = rng.uniform(0.55, 0.9)
         pos = rng.uniform(half, size - half, size=2)
         vel = rng.uniform(-0.4, 0.4, size=2) * cfg.scale
-        color = np.clip(_EVENT_COLORS[event] + rng.uniform(-20, 20, size=3), 0, 255)
+        color = np.clip(_EVENT_COLORS[event] + rng.uniform(-35, 35, size=3), 0, 255)
         for t in range(int(start), int(start + length)):
             p = np.clip(pos + vel * (t - start), half, size - half)
-            draw_box(frames[t], p[0], p[1], half, color, wrap=False)
+            draw_box(frames[t], p[0], p[1], half, color, wrap=False, alpha=alpha)
     return finish(rng, cfg, frames)

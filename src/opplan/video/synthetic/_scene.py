@@ -29,8 +29,8 @@ class SceneConfig:
     size: int = 32
     min_frames: int = 64
     max_frames: int = 192
-    num_distractors: tuple[int, int] = (1, 3)
-    noise_std: float = 10.0
+    num_distractors: tuple[int, int] = (2, 4)
+    noise_std: float = 12.0
     background_contrast: float = 45.0
 
     @property
@@ -68,9 +68,15 @@ def render_background(rng: np.random.Generator, cfg: SceneConfig, num_frames: in
 
 
 def draw_box(
-    frame: np.ndarray, cy: float, cx: float, half: float, color: np.ndarray, wrap: bool
+    frame: np.ndarray,
+    cy: float,
+    cx: float,
+    half: float,
+    color: np.ndarray,
+    wrap: bool,
+    alpha: float = 1.0,
 ) -> None:
-    """Paint a filled square centred at (cy, cx) in place (toroidal when ``wrap``)."""
+    """Blend a filled square centred at (cy, cx) in place (toroidal when ``wrap``)."""
     size = frame.shape[0]
     h = max(1, round(half))
     ys = np.arange(round(cy) - h, round(cy) + h)
@@ -79,7 +85,8 @@ def draw_box(
         ys, xs = ys % size, xs % size
     else:
         ys, xs = ys[(ys >= 0) & (ys < size)], xs[(xs >= 0) & (xs < size)]
-    frame[np.ix_(ys, xs)] = color
+    region = np.ix_(ys, xs)
+    frame[region] = alpha * color + (1.0 - alpha) * frame[region]
 
 
 def render_distractors(rng: np.random.Generator, cfg: SceneConfig, frames: np.ndarray) -> None:
@@ -87,8 +94,8 @@ def render_distractors(rng: np.random.Generator, cfg: SceneConfig, frames: np.nd
     num_frames, size = frames.shape[0], cfg.size
     count = int(rng.integers(cfg.num_distractors[0], cfg.num_distractors[1] + 1))
     for _ in range(count):
-        grey = rng.uniform(40, 210)
-        color = np.clip(grey + rng.uniform(-25, 25, size=3), 0, 255)
+        grey = rng.uniform(30, 180)
+        color = np.clip(grey + rng.uniform(-45, 45, size=3), 0, 255)
         half = rng.uniform(1.5, 3.5) * cfg.scale
         pos = rng.uniform(half, size - half, size=2)
         vel = rng.uniform(-1.0, 1.0, size=2) * cfg.scale
@@ -101,7 +108,7 @@ def render_distractors(rng: np.random.Generator, cfg: SceneConfig, frames: np.nd
                     vel[axis] = -vel[axis]
                     pos[axis] = np.clip(pos[axis], half, size - half)
             if visible_from <= t < visible_to:
-                draw_box(frames[t], pos[0], pos[1], half, color, wrap=False)
+                draw_box(frames[t], pos[0], pos[1], half, color, wrap=False, alpha=0.8)
 
 
 def finish(rng: np.random.Generator, cfg: SceneConfig, frames: np.ndarray) -> np.ndarray:

@@ -23,8 +23,8 @@ __all__ = ["TEMPO_CLASSES", "render_tempo"]
 # "blink" stays nearly still and blinks with a period of `parameter` frames. Horizontal
 # motion is left or right at random, so the classes survive a horizontal flip.
 TEMPO_CLASSES: tuple[tuple[str, float], ...] = (
-    ("up", 1.0), ("up", 2.0), ("up", 4.0),
-    ("down", 1.0), ("down", 2.0), ("down", 4.0),
+    ("up", 1.0), ("up", 2.0), ("up", 3.5),
+    ("down", 1.0), ("down", 2.0), ("down", 3.5),
     ("horizontal", 1.0), ("horizontal", 3.0),
     ("blink", 2.0), ("blink", 6.0),
 )  # fmt: skip
@@ -43,10 +43,11 @@ def render_tempo(rng: np.random.Generator, cfg: SceneConfig, label: int) -> np.n
     render_distractors(rng, cfg, frames)
     kind, value = TEMPO_CLASSES[label]
     size = cfg.size
-    half = rng.uniform(2.5, 3.5) * cfg.scale
-    color = np.clip(rng.uniform(225, 255) + rng.uniform(-15, 15, size=3), 0, 255)
+    half = rng.uniform(2.0, 3.0) * cfg.scale
+    color = np.clip(rng.uniform(215, 255) + rng.uniform(-20, 20, size=3), 0, 255)
+    alpha = rng.uniform(0.6, 0.9)
     pos = rng.uniform(0, size, size=2)
-    jitter = rng.uniform(0.9, 1.1)  # speed / period jitter
+    jitter = rng.uniform(0.88, 1.12)  # speed / period jitter
     if kind == "blink":
         vel = rng.uniform(-0.15, 0.15, size=2) * cfg.scale
         period = value * jitter
@@ -62,5 +63,5 @@ def render_tempo(rng: np.random.Generator, cfg: SceneConfig, label: int) -> np.n
         if kind == "blink" and ((t + phase) % period) >= period / 2:
             continue
         p = pos + vel * t
-        draw_box(frames[t], p[0], p[1], half, color, wrap=True)
+        draw_box(frames[t], p[0], p[1], half, color, wrap=True, alpha=alpha)
     return finish(rng, cfg, frames)
