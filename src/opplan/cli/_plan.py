@@ -35,7 +35,9 @@ def _make_trainer(config, run):  # type: ignore[no-untyped-def]
             )
         reference = min(config.graph.clip_lengths)
         return SimulatedTrainer(run.checkpoints, landscape, trainer_cfg.epoch_delay, reference)
-    raise NotImplementedError(f"trainer kind {trainer_cfg.kind!r}")  # pragma: no cover
+    from opplan.engine.build import build_video_trainer
+
+    return build_video_trainer(trainer_cfg, run.root)
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -50,14 +52,15 @@ def run_plan(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # exits 2 on a bad config, before any work
     graph = config.graph.build()
     run = RunDir(args.out)
-    progress = run.prepare(config, resume=args.resume)
     console = Console(highlight=False)
+    # build the trainer first: a bad data path fails before anything is written to RUN
+    trainer = _make_trainer(config, run)
+    progress = run.prepare(config, resume=args.resume)
     if progress.finished is None:
         console.print(
             f"[bold]opplan plan[/] {args.config} -> {run.root}: {graph!r}, "
             f"trainer {config.trainer.kind}"
         )
-    trainer = _make_trainer(config, run)
     with Journal(run.journal) as journal:
         planner = Planner(
             graph,

@@ -10,12 +10,24 @@ from opplan.config._schema import (
     PlannerConfig,
     SimulatedTrainerConfig,
 )
+from opplan.config._video import (
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    SyntheticConfig,
+    VideoTrainerConfig,
+)
 
 __all__ = [
+    "DataConfig",
     "GraphConfig",
+    "ModelConfig",
+    "OptimConfig",
     "PlanConfig",
     "PlannerConfig",
     "SimulatedTrainerConfig",
+    "SyntheticConfig",
+    "VideoTrainerConfig",
     "config_hash",
     "dump_config",
     "load_config",

@@ -39,8 +39,7 @@ def parse_config(data: Any, source: str = "<config>") -> PlanConfig:
         config = PlanConfig.model_validate(data)
     except ValidationError as err:
         lines = [
-            f"  {'.'.join(str(x) for x in e['loc']) or '<root>'}: {e['msg']}"
-            for e in err.errors()
+            f"  {'.'.join(str(x) for x in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()
         ]
         raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None
     try:

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
+from opplan.config._video import VideoTrainerConfig
 from opplan.planning.curves import FamilyName
 from opplan.planning.graph import TransitionGraph
 from opplan.planning.planner import PlannerOptions
@@ -45,7 +46,9 @@ class GraphConfig(_Strict):
         if self.kind == "explicit" and not self.edges:
             raise ValueError("kind 'explicit' needs a non-empty 'edges' list")
         if self.kind != "explicit" and (self.edges is not None or self.finals is not None):
-            raise ValueError(f"'edges'/'finals' are only used with kind 'explicit', not {self.kind!r}")
+            raise ValueError(
+                f"'edges'/'finals' are only used with kind 'explicit', not {self.kind!r}"
+            )
         return self
 
     def build(self) -> TransitionGraph:
@@ -90,7 +93,7 @@ class SimulatedTrainerConfig(_Strict):
     )
 
 
-TrainerConfig = Annotated[SimulatedTrainerConfig, Field(discriminator="kind")]
+TrainerConfig = Annotated[SimulatedTrainerConfig | VideoTrainerConfig, Field(discriminator="kind")]
 
 
 class PlanConfig(_Strict):

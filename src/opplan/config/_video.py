@@ -1,0 +1,88 @@
+"""Config of the video trainer (``trainer: {kind: video, ...}``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+__all__ = ["DataConfig", "ModelConfig", "OptimConfig", "SyntheticConfig", "VideoTrainerConfig"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticConfig(_Strict):
+    """Generate a built-in synthetic dataset into ``data.root`` if its lists are missing."""
+
+    task: Literal["order", "tempo"] = Field(description="order: uniform wins; tempo: consecutive")
+    videos_per_class: PositiveInt = 40
+    size: PositiveInt = Field(32, description="frame side in pixels")
+    seed: int = 0
+    min_frames: PositiveInt = 64
+    max_frames: PositiveInt = 192
+
+
+class DataConfig(_Strict):
+    """The dataset (§5.1). While planning, only ``train_list`` is read: the internal
+    validation split is carved out of it; ``val_list`` only gives that split its size."""
+
+    root: str = Field(description="dataset root; list paths are relative to it")
+    train_list: str = "train.txt"
+    val_list: str | None = Field("val.txt", description="original validation list")
+    test_list: str | None = Field("test.txt", description="list of the final test")
+    format: Literal["video_list", "frame_list", "reference_list"] = "video_list"
+    num_classes: PositiveInt | None = Field(None, description="default: max label + 1")
+    internal_val_size: PositiveInt | None = Field(
+        None, description="size of the internal validation split (default: len(val_list))"
+    )
+    synthetic: SyntheticConfig | None = None
+    frame_size: PositiveInt | None = Field(
+        None, description="scale the paper's 224/256/340 geometry to frames of this side"
+    )
+    flip: bool = Field(True, description="random horizontal flip (off for Something-Something)")
+    frame_interval: PositiveInt = 1
+    backend: Literal["auto", "pyav", "torchcodec", "frames"] = "auto"
+    num_workers: Annotated[int, Field(ge=0)] = 0
+
+
+class ModelConfig(_Strict):
+    name: str = Field("dg_p3d_tiny", description="a name from `opplan models`")
+    options: dict[str, Any] = Field(default_factory=dict, description="builder options")
+    init: str = Field(
+        "random",
+        description="random | imagenet:PATH (2D ResNet state dict) | checkpoint:PATH (video)",
+    )
+
+
+class OptimConfig(_Strict):
+    effective_batch: PositiveInt = 16
+    reference_batch: PositiveInt = Field(16, description="batch the graph's lrs are given for")
+    base_micro_batch: PositiveInt = 8
+    base_clip_length: PositiveInt = 16
+    micro_batch: dict[int, PositiveInt] = Field(default_factory=dict)
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    nesterov: bool = True
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4
+    clip_grad_norm: Annotated[float, Field(gt=0)] | None = 40.0
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    classifier_lr_mult: Annotated[float, Field(gt=0)] = 1.0
+    freeze_bn_from: PositiveInt | None = 64
+    amp: bool | None = None
+
+
+class VideoTrainerConfig(_Strict):
+    """Train a network on videos (``opplan.engine.VideoTrainer``)."""
+
+    kind: Literal["video"] = "video"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    metric: Literal["top1", "mean_top135"] = Field(
+        "top1", description="planning score: top-1, or the reference code's mean of top-1/3/5"
+    )
+    eval_batch: PositiveInt = 16
+    threads: PositiveInt | None = Field(None, description="torch CPU threads (default: all)")
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
+    optim: OptimConfig = Field(default_factory=OptimConfig)  # type: ignore[arg-type]

@@ -1,0 +1,165 @@
+"""From a validated config to a ready :class:`VideoTrainer` (data, model, initialization)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from opplan.config import DataConfig, ModelConfig, VideoTrainerConfig
+from opplan.engine.checkpoint import load_checkpoint
+from opplan.engine.settings import OptimSettings
+from opplan.engine.trainer import VideoTrainer
+from opplan.errors import ConfigError
+from opplan.models import build_model, reset_classifier
+from opplan.video import (
+    DataHealth,
+    TransformConfig,
+    VideoRecord,
+    internal_val_split,
+    read_frame_list,
+    read_reference_list,
+    read_video_list,
+)
+
+__all__ = ["build_video_trainer", "load_lists", "make_model_factory", "resolve_device"]
+
+_READERS = {
+    "video_list": read_video_list,
+    "frame_list": read_frame_list,
+    "reference_list": read_reference_list,
+}
+
+
+def ensure_dataset(data: DataConfig, log: Callable[[str], None] = print) -> Path:
+    """The dataset root; a configured synthetic dataset is generated there if missing."""
+    root = Path(data.root)
+    if data.synthetic is not None and not (root / data.train_list).exists():
+        from opplan.video.synthetic import generate_dataset
+
+        syn = data.synthetic
+        log(f"generating the synthetic '{syn.task}' dataset in {root} (seed {syn.seed})")
+        generate_dataset(
+            syn.task,
+            root,
+            videos_per_class=syn.videos_per_class,
+            seed=syn.seed,
+            size=syn.size,
+            min_frames=syn.min_frames,
+            max_frames=syn.max_frames,
+        )
+    if not (root / data.train_list).is_file():
+        raise ConfigError(f"data.train_list: {root / data.train_list} not found")
+    return root
+
+
+def load_lists(data: DataConfig, split: str) -> tuple[list[VideoRecord], int]:
+    """Records of ``split`` (``train``, ``val`` or ``test``) and the number of classes."""
+    root = Path(data.root)
+    name = {"train": data.train_list, "val": data.val_list, "test": data.test_list}[split]
+    if name is None:
+        raise ConfigError(f"data.{split}_list is not set")
+    if not (root / name).is_file():
+        raise ConfigError(f"data.{split}_list: {root / name} not found")
+    reader = _READERS[data.format]
+    records = reader(root / name, root=root, num_classes=data.num_classes)
+    if not records:
+        raise ConfigError(f"data.{split}_list: {root / name} has no videos")
+    train = (
+        records
+        if split == "train"
+        else reader(root / data.train_list, root=root, num_classes=data.num_classes)
+    )
+    num_classes = data.num_classes or 1 + max(r.label for r in (*train, *records))
+    return records, num_classes
+
+
+def planning_split(
+    data: DataConfig, seed: int
+) -> tuple[list[VideoRecord], list[VideoRecord], int]:
+    """(planning train, internal validation, classes): §5.1, the originals never used."""
+    train, num_classes = load_lists(data, "train")
+    size = data.internal_val_size
+    if size is None:
+        if data.val_list is None:
+            raise ConfigError("data: set internal_val_size or val_list (it sizes the split)")
+        size = len(load_lists(data, "val")[0])
+    plan_train, plan_val = internal_val_split(train, val_size=size, seed=seed)
+    return plan_train, plan_val, num_classes
+
+
+def transform_config(data: DataConfig) -> TransformConfig:
+    if data.frame_size is not None:
+        return TransformConfig.scaled(data.frame_size, flip=data.flip)
+    return TransformConfig(flip=data.flip)
+
+
+def make_model_factory(model: ModelConfig, num_classes: int) -> Callable[[], nn.Module]:
+    """A factory of the initialization: random, inflated ImageNet weights, or a video model."""
+    kind, _, path = model.init.partition(":")
+    if kind not in ("random", "imagenet", "checkpoint") or (kind != "random") != bool(path):
+        raise ConfigError(
+            f"model.init must be 'random', 'imagenet:PATH' or 'checkpoint:PATH', got {model.init!r}"
+        )
+    if path and not Path(path).is_file():
+        raise ConfigError(f"model.init: {path} not found")
+    build_model(model.name, num_classes, **model.options)  # fail fast on a bad name/option
+
+    def factory() -> nn.Module:
+        net = build_model(model.name, num_classes, **model.options)
+        if kind == "imagenet":
+            from opplan.models import inflate_from_2d
+
+            inflate_from_2d(net, path)
+        elif kind == "checkpoint":
+            state = load_checkpoint(path)["model"]
+            head = {k: v for k, v in state.items() if v.shape != net.state_dict()[k].shape}
+            if head:  # another class count: keep the backbone, new classifier (§5.5)
+                state = {k: v for k, v in state.items() if k not in head}
+                reset_classifier(net, num_classes)
+            net.load_state_dict(state, strict=not head)
+        return net
+
+    return factory
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device: cuda requested but no GPU is available")
+    return torch.device(device)
+
+
+def build_video_trainer(
+    config: VideoTrainerConfig, run_dir: str | Path, log: Callable[[str], None] = print
+) -> VideoTrainer:
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    ensure_dataset(config.data, log)
+    plan_train, plan_val, num_classes = planning_split(config.data, config.seed)
+    log(
+        f"data: {len(plan_train)} training / {len(plan_val)} internal validation videos, "
+        f"{num_classes} classes; model {config.model.name}"
+    )
+    optim = OptimSettings(**config.optim.model_dump())
+    return VideoTrainer(
+        model_factory=make_model_factory(config.model, num_classes),
+        train_records=plan_train,
+        val_records=plan_val,
+        checkpoint_dir=Path(run_dir) / "checkpoints",
+        transform=transform_config(config.data),
+        optim=optim,
+        seed=config.seed,
+        device=resolve_device(config.device),
+        num_workers=config.data.num_workers,
+        eval_batch=config.eval_batch,
+        metric=config.metric,
+        dataset_options={
+            "frame_interval": config.data.frame_interval,
+            "backend": config.data.backend,
+        },
+        health=DataHealth(run_dir),
+    )

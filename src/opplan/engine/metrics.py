@@ -1,0 +1,27 @@
+"""Validation metrics of the planner (§5.2) and the final test."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+__all__ = ["PlanMetric", "plan_score", "topk_correct"]
+
+PlanMetric = Literal["top1", "mean_top135"]
+
+
+def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...]) -> list[int]:
+    """How many rows have their label among the ``k`` best scores, for each ``k``."""
+    kmax = min(max(ks), scores.shape[1])
+    top = scores.topk(kmax, dim=1).indices
+    hits = top.eq(labels.view(-1, 1))
+    return [int(hits[:, : min(k, kmax)].any(dim=1).sum()) for k in ks]
+
+
+def plan_score(scores: torch.Tensor, labels: torch.Tensor, metric: PlanMetric) -> float:
+    """``top1`` (default) or the reference implementation's mean of top-1/3/5."""
+    n = max(len(labels), 1)
+    if metric == "top1":
+        return topk_correct(scores, labels, (1,))[0] / n
+    return sum(topk_correct(scores, labels, (1, 3, 5))) / (3 * n)

@@ -1,0 +1,55 @@
+"""Optimization settings of the video trainer (SGD as in the paper's reference settings)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["OptimSettings"]
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    """SGD with momentum and the batch bookkeeping that keeps transitions comparable.
+
+    The effective batch stays ``effective_batch`` for every clip length: the micro-batch that
+    fits in memory shrinks as clips grow (default: inversely proportional to the clip length,
+    ``base_micro_batch`` clips at ``base_clip_length`` frames) and gradients are accumulated.
+    Learning rates in the graph are given for ``reference_batch`` and scaled linearly by
+    ``effective_batch / reference_batch``.
+
+    Args:
+        freeze_bn_from: clip length from which all BatchNorms but the first are frozen
+            (§5.2: 64 and 128 frames); ``None`` never freezes.
+        classifier_lr_mult: learning-rate multiplier of the classifier (e.g. 10 when fine-tuning).
+        amp: mixed precision; ``None`` = on when training on CUDA.
+    """
+
+    effective_batch: int = 16
+    reference_batch: int = 16
+    base_micro_batch: int = 8
+    base_clip_length: int = 16
+    micro_batch: Mapping[int, int] = field(default_factory=dict)
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    clip_grad_norm: float | None = 40.0
+    label_smoothing: float = 0.0
+    classifier_lr_mult: float = 1.0
+    freeze_bn_from: int | None = 64
+    amp: bool | None = None
+
+    def micro_batch_for(self, clip_length: int) -> int:
+        if clip_length in self.micro_batch:
+            size = self.micro_batch[clip_length]
+        else:
+            size = math.floor(self.base_micro_batch * self.base_clip_length / clip_length)
+        return max(1, min(size, self.effective_batch))
+
+    def accumulation_steps(self, clip_length: int) -> int:
+        return math.ceil(self.effective_batch / self.micro_batch_for(clip_length))
+
+    def lr(self, graph_lr: float) -> float:
+        """The learning rate actually used: linear scaling to the effective batch."""
+        return graph_lr * self.effective_batch / self.reference_batch

@@ -1,0 +1,299 @@
+"""The video trainer: the torch side of the planner's protocol (§3.3, §5.2).
+
+``VideoTrainer`` implements :class:`opplan.planning.Trainer`: for a transition it fine-tunes
+the starting model with the state's sampling, clip length and learning rate, one epoch at
+a time, and scores it on the internal validation split with one centre clip and crop.
+Every random choice derives from (seed, transition, epoch), so a transition resumed from
+its last epoch checkpoint trains exactly like an uninterrupted one (on CPU, bit for bit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from opplan.engine.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from opplan.engine.metrics import PlanMetric, plan_score
+from opplan.engine.settings import OptimSettings
+from opplan.models import freeze_bn, fuse_heads, heads_loss
+from opplan.planning.state import TrainingState
+from opplan.video import DataHealth, TransformConfig, VideoClipDataset, VideoRecord
+
+__all__ = ["VideoTrainer"]
+
+
+def derive_seed(*parts: object) -> int:
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def _classifier_parameters(model: nn.Module) -> list[nn.Parameter]:
+    getter = getattr(model, "get_classifier", None)
+    head = getter() if callable(getter) else getattr(model, "fc", None)
+    if head is None:
+        head = getattr(model, "classifier", None)
+    return list(head.parameters()) if isinstance(head, nn.Module) else []
+
+
+class VideoTrainer:
+    """Trains and scores one model along the planner's transitions.
+
+    Args:
+        model_factory: returns the initialization (random with a fixed seed, inflated 2D
+            weights or an earlier video checkpoint); called once per transition.
+        train_records, val_records: the planning training list and the internal validation
+            split (§5.1) -- the original validation/test lists are never given here.
+        checkpoint_dir: where ``save(id)`` writes ``<id>.pt``.
+        transform: spatial sizes and normalization.
+        optim: SGD and batch settings.
+        metric: ``top1`` or ``mean_top135`` (the reference implementation's score).
+        on_batch: called after each optimizer step with ``(step, steps, metrics)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        model_factory: Callable[[], nn.Module],
+        train_records: Sequence[VideoRecord],
+        val_records: Sequence[VideoRecord],
+        checkpoint_dir: str | Path,
+        transform: TransformConfig | None = None,
+        optim: OptimSettings | None = None,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        num_workers: int = 0,
+        eval_batch: int = 16,
+        metric: PlanMetric = "top1",
+        dataset_options: Mapping[str, Any] | None = None,
+        health: DataHealth | None = None,
+        on_batch: Callable[[int, int, dict[str, float]], None] | None = None,
+    ) -> None:
+        self.model_factory = model_factory
+        self.train_records = list(train_records)
+        self.val_records = list(val_records)
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.transform = transform or TransformConfig()
+        self.optim = optim or OptimSettings()
+        self.seed = seed
+        self.device = torch.device(device)
+        self.num_workers = num_workers
+        self.eval_batch = eval_batch
+        self.metric: PlanMetric = metric
+        self.dataset_options = dict(dataset_options or {})
+        self.health = health or DataHealth()
+        self.on_batch = on_batch
+        self.amp = self.optim.amp if self.optim.amp is not None else self.device.type == "cuda"
+        self._datasets: dict[tuple[str, int, str], VideoClipDataset] = {}
+        self.model: nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+        self.state: TrainingState | None = None
+        self.origin = ""  # the checkpoint this transition started from
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+
+    # -- the planner's protocol ---------------------------------------------------------
+    def start(self, state: TrainingState, from_checkpoint: str | None) -> None:
+        self._build(state)
+        assert self.model is not None
+        if from_checkpoint is not None:
+            data = load_checkpoint(self._path(from_checkpoint), map_location=self.device)
+            self.model.load_state_dict(data["model"])
+        self.origin = from_checkpoint or "initial"
+        self.epoch = 0
+        self.history = []
+
+    def resume(self, state: TrainingState, checkpoint_id: str) -> None:
+        data = load_checkpoint(self._path(checkpoint_id), map_location=self.device)
+        if data["state"] != str(state):
+            raise ValueError(f"{checkpoint_id} was saved in {data['state']}, not {state}")
+        self._build(state)
+        assert self.model is not None and self.optimizer is not None
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        if self.scaler is not None and "scaler" in data:
+            self.scaler.load_state_dict(data["scaler"])
+        self.origin = data["origin"]
+        self.epoch = int(data["epoch"])
+        self.history = list(data["history"])
+        set_rng_states(data["rng"])
+
+    def train_epoch(self) -> dict[str, float]:
+        model, optimizer, state = self._require()
+        self.epoch += 1
+        seed = derive_seed(self.seed, self.origin, state, self.epoch)
+        torch.manual_seed(seed)
+        dataset = self._dataset(state, "train")
+        dataset.seed = derive_seed(self.seed, self.origin, state)
+        dataset.set_epoch(self.epoch)
+        micro = self.optim.micro_batch_for(state.clip_length)
+        accumulate = self.optim.accumulation_steps(state.clip_length)
+        loader = DataLoader(
+            dataset,
+            batch_size=micro,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(seed),
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        model.train()
+        criterion = nn.CrossEntropyLoss(label_smoothing=self.optim.label_smoothing)
+        steps = -(-len(loader) // accumulate)  # optimizer steps this epoch
+        step = 0
+        totals = {"loss": 0.0, "data_time": 0.0, "compute_time": 0.0, "clips": 0.0}
+        optimizer.zero_grad(set_to_none=True)
+        tick = time.perf_counter()
+        for i, (clips, labels, _) in enumerate(loader):
+            fetched = time.perf_counter()
+            totals["data_time"] += fetched - tick
+            clips = clips.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
+            autocast = (
+                torch.autocast(self.device.type, dtype=torch.float16)
+                if self.amp
+                else nullcontext()
+            )
+            with autocast:
+                loss = heads_loss(model(clips), labels, criterion)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {self.epoch}, batch {i}")
+            scaled = loss * len(labels) / (micro * accumulate)
+            if self.scaler is not None:
+                self.scaler.scale(scaled).backward()
+            else:
+                scaled.backward()
+            totals["loss"] += loss.item() * len(labels)
+            totals["clips"] += len(labels)
+            if (i + 1) % accumulate == 0 or i + 1 == len(loader):
+                self._step(model, optimizer)
+                step += 1
+                if self.on_batch is not None:
+                    self.on_batch(step, steps, {"loss": loss.item()})
+            tick = time.perf_counter()
+            totals["compute_time"] += tick - fetched
+        self.health.end_epoch(num_samples=len(dataset))  # stops past the bad-video budget
+        clips_seen = max(totals.pop("clips"), 1.0)
+        metrics = {
+            "loss": totals["loss"] / clips_seen,
+            "data_time": totals["data_time"],
+            "compute_time": totals["compute_time"],
+            "clips_per_s": clips_seen / max(totals["data_time"] + totals["compute_time"], 1e-9),
+            "lr": optimizer.param_groups[0]["lr"],
+        }
+        self.history.append(metrics)
+        return metrics
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        model, _, state = self._require()
+        dataset = self._dataset(state, "plan_eval")
+        loader = DataLoader(dataset, batch_size=self.eval_batch, num_workers=self.num_workers)
+        model.eval()
+        scores, labels = [], []
+        for clips, target, _ in loader:
+            with (
+                torch.autocast(self.device.type, dtype=torch.float16)
+                if self.amp
+                else nullcontext()
+            ):
+                out = fuse_heads(model(clips.to(self.device)))
+            scores.append(out.float().cpu())
+            labels.append(target)
+        score = plan_score(torch.cat(scores), torch.cat(labels), self.metric)
+        if self.history:
+            self.history[-1]["score"] = score
+        return score
+
+    def save(self, checkpoint_id: str) -> None:
+        model, optimizer, state = self._require()
+        payload: dict[str, Any] = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "state": str(state),
+            "origin": self.origin,
+            "epoch": self.epoch,
+            "history": self.history,
+            "rng": rng_states(),
+        }
+        if self.scaler is not None:
+            payload["scaler"] = self.scaler.state_dict()
+        save_checkpoint(self._path(checkpoint_id), payload)
+
+    def release(self, checkpoint_id: str) -> None:
+        self._path(checkpoint_id).unlink(missing_ok=True)
+
+    # -- internals ----------------------------------------------------------------------
+    def _path(self, checkpoint_id: str) -> Path:
+        return self.checkpoint_dir / f"{checkpoint_id}.pt"
+
+    def _require(self) -> tuple[nn.Module, torch.optim.Optimizer, TrainingState]:
+        if self.model is None or self.optimizer is None or self.state is None:
+            raise RuntimeError("call start() or resume() first")
+        return self.model, self.optimizer, self.state
+
+    def _build(self, state: TrainingState) -> None:
+        """A fresh model (the initialization), BN frozen for long clips, a fresh optimizer."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(self.seed, "init"))  # same init for every transition
+            model = self.model_factory()
+        threshold = self.optim.freeze_bn_from
+        if threshold is not None and state.clip_length >= threshold:
+            freeze_bn(model, except_first=True)
+        model.to(self.device)
+        lr = self.optim.lr(state.lr)
+        head = {id(p) for p in _classifier_parameters(model)}
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        groups: list[dict[str, Any]] = [{"params": [p for p in trainable if id(p) not in head]}]
+        if self.optim.classifier_lr_mult != 1.0 and head:
+            groups.append(
+                {
+                    "params": [p for p in trainable if id(p) in head],
+                    "lr": lr * self.optim.classifier_lr_mult,
+                }
+            )
+        else:
+            groups[0]["params"] = trainable
+        self.optimizer = torch.optim.SGD(
+            groups,
+            lr=lr,
+            momentum=self.optim.momentum,
+            nesterov=self.optim.nesterov and self.optim.momentum > 0,
+            weight_decay=self.optim.weight_decay,
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.amp else None
+        self.model, self.state = model, state
+
+    def _step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+        if self.optim.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), self.optim.clip_grad_norm)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def _dataset(self, state: TrainingState, mode: str) -> VideoClipDataset:
+        key = (state.sampling, state.clip_length, mode)
+        if key not in self._datasets:
+            self._datasets[key] = VideoClipDataset(
+                self.train_records if mode == "train" else self.val_records,
+                sampling=state.sampling,  # type: ignore[arg-type]
+                clip_length=state.clip_length,
+                mode=mode,  # type: ignore[arg-type]
+                transform=self.transform,
+                seed=self.seed,
+                health=self.health,
+                **self.dataset_options,
+            )
+        return self._datasets[key]

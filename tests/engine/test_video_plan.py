@@ -1,0 +1,149 @@
+"""End to end on tiny generated videos: the video trainer under the planner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from opplan.cli import main
+from opplan.engine import OptimSettings, VideoTrainer
+from opplan.models import build_model
+from opplan.planning import TrainingState
+from opplan.video import TransformConfig, internal_val_split, read_video_list
+from opplan.video.synthetic import generate_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("order")
+    generate_dataset("order", root, videos_per_class=3, size=32, min_frames=24, max_frames=40)
+    return root
+
+
+def make_trainer(root, checkpoints, **optim):
+    torch.set_num_threads(1)
+    train = read_video_list(root / "train.txt", root=root)
+    plan_train, plan_val = internal_val_split(train, val_size=6, seed=0)
+    settings = OptimSettings(
+        **{
+            "effective_batch": 6,
+            "reference_batch": 6,
+            "base_micro_batch": 6,
+            "base_clip_length": 4,
+            **optim,
+        }
+    )
+    return VideoTrainer(
+        model_factory=lambda: build_model("dg_p3d_tiny", num_classes=10),
+        train_records=plan_train,
+        val_records=plan_val,
+        checkpoint_dir=checkpoints,
+        transform=TransformConfig.scaled(32),
+        optim=settings,
+        seed=0,
+    )
+
+
+def test_resumed_transition_trains_exactly_like_an_uninterrupted_one(tiny_data, tmp_path):
+    state = TrainingState("uniform", 4, 0.05)
+    a = make_trainer(tiny_data, tmp_path)
+    a.start(state, None)
+    a.train_epoch()
+    a.save("edge/e001")
+    second = a.train_epoch()["loss"], a.evaluate()
+    b = make_trainer(tiny_data, tmp_path)
+    b.resume(state, "edge/e001")
+    assert (b.train_epoch()["loss"], b.evaluate()) == second
+    assert b.evaluate() == b.evaluate()  # fixed evaluation indices and crops
+
+
+def test_gradient_accumulation_keeps_the_effective_batch(tiny_data, tmp_path):
+    trainer = make_trainer(tiny_data, tmp_path, base_micro_batch=2)
+    assert trainer.optim.micro_batch_for(4) == 2 and trainer.optim.accumulation_steps(4) == 3
+    assert trainer.optim.micro_batch_for(8) == 1 and trainer.optim.accumulation_steps(8) == 6
+    steps = []
+    trainer.on_batch = lambda step, total, m: steps.append(step)
+    trainer.start(TrainingState("consecutive", 4, 0.05), None)
+    trainer.train_epoch()
+    micro_batches = -(-len(trainer.train_records) // 2)
+    assert steps == list(range(1, -(-micro_batches // 3) + 1))  # 3 micro-batches per step
+
+
+def test_frozen_bn_for_long_clips(tiny_data, tmp_path):
+    trainer = make_trainer(tiny_data, tmp_path, freeze_bn_from=8)
+    trainer.start(TrainingState("uniform", 8, 0.05), None)
+    bns = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    assert not any(p.requires_grad for m in bns[1:] for p in m.parameters())
+    assert all(p.requires_grad for p in bns[0].parameters())
+    trainer.start(TrainingState("uniform", 4, 0.05), None)  # shorter clips: trainable again
+    assert all(p.requires_grad for p in trainer.model.parameters())
+
+
+def without_time(plan):
+    plan["cost"].pop("wall_seconds")
+    for t in plan["transitions"]:
+        t.pop("seconds")
+    return plan
+
+
+def test_video_plan_end_to_end_and_resume(tiny_data, tmp_path, monkeypatch):
+    config = {
+        "graph": {
+            "kind": "basic",
+            "samplings": ["uniform"],
+            "clip_lengths": [4, 8],
+            "learning_rates": [0.05],
+        },
+        "planner": {"delay": 2, "max_epochs": 4},
+        "trainer": {
+            "kind": "video",
+            "seed": 0,
+            "device": "cpu",
+            "threads": 1,
+            "data": {"root": str(tiny_data), "frame_size": 32, "internal_val_size": 6},
+            "optim": {
+                "effective_batch": 6,
+                "reference_batch": 6,
+                "base_micro_batch": 6,
+                "base_clip_length": 4,
+            },
+        },
+    }
+    path = tmp_path / "video.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["plan", str(path), "--out", str(tmp_path / "run")]) == 0
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert len(plan["transitions"]) == 3
+    assert all(0 <= v <= 1 for t in plan["transitions"] for v in t["scores"])
+    assert plan["best_final_state"] == "uniform 8f lr=0.05"
+    final = tmp_path / "run" / "checkpoints" / f"{plan['final_checkpoint']}.pt"
+    assert torch.load(final, weights_only=True)["state"] == plan["best_final_state"]
+    assert (tmp_path / "run" / "report" / "graph.png").exists()
+
+    # interrupted after 5 epochs (mid-transition), then resumed: the identical plan
+    calls = {"n": 0}
+    original = VideoTrainer.train_epoch
+
+    def interrupting(self):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(VideoTrainer, "train_epoch", interrupting)
+    assert main(["plan", str(path), "--out", str(tmp_path / "cut")]) == 130
+    monkeypatch.setattr(VideoTrainer, "train_epoch", original)
+    assert main(["plan", str(path), "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    resumed = json.loads((tmp_path / "cut" / "plan.json").read_text())
+    assert without_time(resumed) == without_time(plan)
+
+
+def test_bad_data_path_exits_2_and_writes_nothing(tmp_path):
+    config = {"trainer": {"kind": "video", "data": {"root": str(tmp_path / "nope")}}}
+    path = tmp_path / "video.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["plan", str(path), "--out", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
