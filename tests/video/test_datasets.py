@@ -169,3 +169,31 @@ def test_bad_options(synth_order):
         VideoClipDataset(records, sampling="uniform", clip_length=4, mode="val")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="backend"):
         VideoClipDataset(records, sampling="uniform", clip_length=4, backend="decord")
+
+
+def test_raw_frame_list_through_the_dataset(tmp_path):
+    from PIL import Image
+
+    from opplan.video import read_frame_list
+
+    for name in ("v 1", "v2"):
+        (tmp_path / name).mkdir()
+        for i in range(6):
+            Image.fromarray(np.full((32, 40, 3), 40 * i, np.uint8)).save(
+                tmp_path / name / f"img_{i + 1:05d}.jpg"
+            )
+    (tmp_path / "frames.txt").write_text("v 1 6 0\r\nv2 6 1")
+    records = read_frame_list(tmp_path / "frames.txt", root=tmp_path, num_classes=2)
+    ds = VideoClipDataset(
+        records,
+        sampling="uniform",
+        clip_length=3,
+        mode="plan_eval",
+        transform=TransformConfig.scaled(32, mean=(0, 0, 0), std=(1, 1, 1)),
+    )
+    clip, label, index = ds[1]
+    assert (label, index) == (1, 1) and clip.shape == (3, 3, 32, 32)
+    # uniform centre frames 1, 3, 5 of 6
+    torch.testing.assert_close(
+        clip[0, :, 16, 16] * 255, torch.tensor([40.0, 120, 200]), atol=3, rtol=0
+    )

@@ -191,3 +191,19 @@ def test_write_mp4_is_deterministic(tmp_path):
     assert oct((tmp_path / "a.mp4").stat().st_mode & 0o777) == "0o644"
     with pytest.raises(ValueError, match="even"):
         write_mp4(tmp_path / "odd.mp4", np.zeros((2, 5, 6, 3), np.uint8))
+
+
+def test_memory_does_not_grow_with_video_length(bframe_video):
+    import tracemalloc
+
+    path, full = bframe_video
+    clip_bytes = full[0].nbytes * 16
+    with PyAVReader(path, threads=1) as reader:
+        reader.get_frames([0])  # warm caches
+        tracemalloc.start()
+        out = reader.get_frames(np.arange(184, 200))  # the end of the video
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert out.shape[0] == 16
+    # the clip plus its stacked copy, far below the 200 decoded frames (12.5x the clip)
+    assert peak < 3 * clip_bytes < full.nbytes
