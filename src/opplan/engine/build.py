@@ -101,7 +101,8 @@ def make_model_factory(model: ModelConfig, num_classes: int) -> Callable[[], nn.
     kind, _, path = model.init.partition(":")
     if kind not in ("random", "imagenet", "checkpoint") or (kind != "random") != bool(path):
         raise ConfigError(
-            f"model.init must be 'random', 'imagenet:PATH' or 'checkpoint:PATH', got {model.init!r}"
+            "model.init must be 'random', 'imagenet:PATH' or 'checkpoint:PATH', "
+            f"got {model.init!r}"
         )
     if path and not Path(path).is_file():
         raise ConfigError(f"model.init: {path} not found")

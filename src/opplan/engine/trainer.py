@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +270,12 @@ class VideoTrainer:
         )
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp else None
         self.model, self.state = model, state
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        """float16 autocast on CUDA when AMP is on; nothing on CPU."""
+        if self.amp:
+            return torch.autocast(self.device.type, dtype=torch.float16)
+        return nullcontext()
 
     def _step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is not None:
