@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.video.conftest import decode_all, numbered_frames
 from torch.utils.data import DataLoader, Dataset
 
 from opplan.errors import ConfigError
@@ -23,6 +22,8 @@ from opplan.video.io import (
     open_video,
 )
 from opplan.video.synthetic import write_mp4
+
+from .conftest import decode_all, numbered_frames
 
 
 def test_num_frames_and_keyframes(bframe_video):
