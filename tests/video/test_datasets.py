@@ -161,6 +161,14 @@ def test_workers_record_health_into_the_run_dir(synth_order, tmp_path):
     torch.testing.assert_close(serial, torch.cat([b[0] for b in batches]))
 
 
+def test_dataset_pickles_for_spawned_workers(synth_order):
+    import pickle
+
+    ds = VideoClipDataset(_records(synth_order), sampling="uniform", clip_length=4, transform=CFG)
+    clone = pickle.loads(pickle.dumps(ds))
+    torch.testing.assert_close(clone[2][0], ds[2][0])
+
+
 def test_bad_options(synth_order):
     records = _records(synth_order)
     with pytest.raises(ConfigError, match="no videos"):

@@ -132,3 +132,12 @@ def test_bad_configs():
         TransformConfig(scale_range=(300, 256))
     with pytest.raises(ConfigError, match="mode"):
         build_transform(TransformConfig(), "eval")  # type: ignore[arg-type]
+
+
+def test_transforms_pickle_for_spawned_workers():
+    import pickle
+
+    cfg = TransformConfig.scaled(32)
+    for mode in ("train", "plan_eval", "test"):
+        transform = pickle.loads(pickle.dumps(build_transform(cfg, mode)))
+        assert transform(_clip(2, 32, 32)).shape[:2] == (3, 2)

@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,6 +34,7 @@ from opplan.errors import ConfigError
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "ClipTransform",
     "Mode",
     "TransformConfig",
     "build_transform",
@@ -136,9 +136,30 @@ class _Finish(torch.nn.Module):
         return self.steps(video).as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()
 
 
-def build_transform(
-    cfg: TransformConfig, mode: Mode, *, crop_index: int = 1
-) -> Callable[[np.ndarray | torch.Tensor], torch.Tensor]:
+class _ThreeCrop(torch.nn.Module):
+    """Short-side resize, then crop ``index`` of the three-crop protocol."""
+
+    def __init__(self, short_side: int, size: int, index: int) -> None:
+        super().__init__()
+        self.resize = v2.Resize(short_side, antialias=True)
+        self.size, self.index = size, index
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return three_crop(self.resize(video), self.size, self.index)
+
+
+class ClipTransform(torch.nn.Module):
+    """uint8 frames (T, H, W, 3) -> float (C, T, H, W); picklable for DataLoader workers."""
+
+    def __init__(self, spatial: torch.nn.Module, finish: torch.nn.Module) -> None:
+        super().__init__()
+        self.spatial, self.finish = spatial, finish
+
+    def forward(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.finish(self.spatial(to_video(frames)))
+
+
+def build_transform(cfg: TransformConfig, mode: Mode, *, crop_index: int = 1) -> ClipTransform:
     """The frame transform for ``mode``: uint8 (T, H, W, 3) -> float (C, T, H, W).
 
     Args:
@@ -146,7 +167,7 @@ def build_transform(
         mode: ``"train"``, ``"plan_eval"`` or ``"test"``.
         crop_index: which of the three test crops (0, 1, 2), for ``mode="test"``.
     """
-    finish = _Finish(cfg.mean, cfg.std)
+    spatial: torch.nn.Module
     if mode == "train":
         steps: list[torch.nn.Module] = [
             v2.RandomResize(cfg.scale_range[0], cfg.scale_range[1] + 1, antialias=True),
@@ -162,15 +183,7 @@ def build_transform(
     elif mode == "test":
         if crop_index not in (0, 1, 2):
             raise ConfigError(f"crop_index must be 0, 1 or 2, got {crop_index}")
-        resize = v2.Resize(cfg.eval_short_side, antialias=True)
-
-        def spatial(video: torch.Tensor) -> torch.Tensor:
-            return three_crop(resize(video), cfg.test_crop_size, crop_index)
-
+        spatial = _ThreeCrop(cfg.eval_short_side, cfg.test_crop_size, crop_index)
     else:
         raise ConfigError(f"mode must be 'train', 'plan_eval' or 'test', got {mode!r}")
-
-    def transform(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        return finish(spatial(to_video(frames)))
-
-    return transform
+    return ClipTransform(spatial, _Finish(cfg.mean, cfg.std))
