@@ -19,7 +19,7 @@ from opplan.video.synthetic import generate_dataset
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("order")
-    generate_dataset("order", root, videos_per_class=3, size=32, min_frames=24, max_frames=40)
+    generate_dataset("order", root, videos_per_class=5, size=32, min_frames=24, max_frames=40)
     return root
 
 
@@ -147,3 +147,77 @@ def test_bad_data_path_exits_2_and_writes_nothing(tmp_path):
     path.write_text(yaml.safe_dump(config))
     assert main(["plan", str(path), "--out", str(tmp_path / "run")]) == 2
     assert not (tmp_path / "run").exists()
+
+
+def test_plan_recipe_train_evaluate_chain(tiny_data, tmp_path, monkeypatch):
+    config = {
+        "graph": {
+            "kind": "basic",
+            "samplings": ["consecutive"],
+            "clip_lengths": [4],
+            "learning_rates": [0.05, 0.005],
+        },
+        "planner": {"delay": 1, "max_epochs": 3},
+        "trainer": {
+            "kind": "video",
+            "seed": 1,
+            "device": "cpu",
+            "threads": 1,
+            "data": {"root": str(tiny_data), "frame_size": 32, "internal_val_size": 6},
+            "optim": {
+                "effective_batch": 6,
+                "reference_batch": 6,
+                "base_micro_batch": 6,
+                "base_clip_length": 4,
+            },
+        },
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["plan", str(path), "--out", str(tmp_path / "plan")]) == 0
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "steps": [
+                    {"sampling": "consecutive", "clip_length": 4, "lr": 0.05, "epochs": 2},
+                    {"sampling": "consecutive", "clip_length": 4, "lr": 0.005, "epochs": 1},
+                ]
+            }
+        )
+    )
+    # a training cut after its second epoch resumes to the same model
+    calls = {"n": 0}
+    original = VideoTrainer.train_epoch
+
+    def interrupting(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(VideoTrainer, "train_epoch", interrupting)
+    train = ["train", str(path), "--recipe", str(recipe), "--out", str(tmp_path / "train")]
+    assert main(train) == 130
+    monkeypatch.setattr(VideoTrainer, "train_epoch", original)
+    assert main(train) == 2  # an existing training needs --resume
+    assert main([*train, "--resume"]) == 0
+    summary = json.loads((tmp_path / "train" / "train.json").read_text())
+    assert [(s["step"], s["epoch"]) for s in summary["scores"]] == [(0, 1), (0, 2), (1, 1)]
+    assert main(["train", str(path), "--recipe", str(recipe), "--out", str(tmp_path / "ref")]) == 0
+    reference = json.loads((tmp_path / "ref" / "train.json").read_text())
+    assert reference["scores"] == summary["scores"]
+    ckpt = tmp_path / "train" / "checkpoints" / f"{summary['final_checkpoint']}.pt"
+    assert sorted(p.name for p in ckpt.parent.parent.rglob("*.pt")) == ["e001.pt"]
+
+    out = tmp_path / "eval.json"
+    args = ["evaluate", str(path), "--checkpoint", str(ckpt), "--views", "2x3", "--out", str(out)]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    test_videos = len(read_video_list(tiny_data / "test.txt", root=tiny_data))
+    assert result["num_videos"] == test_videos and result["views"] == {"clips": 2, "crops": 3}
+    confusion = result["confusion_matrix"]
+    assert sum(map(sum, confusion)) == test_videos
+    assert result["top1"] == pytest.approx(sum(confusion[c][c] for c in range(10)) / test_videos)
+    assert 0 <= result["top1"] <= result["top5"] <= 1
+    assert main([*args[:-2], "--views", "10x2"]) == 2

@@ -18,6 +18,7 @@ __all__ = ["main"]
 
 _COMMAND_MODULES = (
     "opplan.cli._plan",
+    "opplan.cli._train",
     "opplan.cli._data",
     "opplan.cli._models",
 )

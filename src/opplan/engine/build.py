@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -135,14 +136,25 @@ def resolve_device(device: str) -> torch.device:
 
 
 def build_video_trainer(
-    config: VideoTrainerConfig, run_dir: str | Path, log: Callable[[str], None] = print
+    config: VideoTrainerConfig,
+    run_dir: str | Path,
+    log: Callable[[str], None] = print,
+    purpose: Literal["plan", "train"] = "plan",
 ) -> VideoTrainer:
+    """The trainer for planning (internal split, §5.1) or for training a recipe (the whole
+    training list, scored on the original validation list)."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     ensure_dataset(config.data, log)
-    plan_train, plan_val, num_classes = planning_split(config.data, config.seed)
+    if purpose == "plan":
+        plan_train, plan_val, num_classes = planning_split(config.data, config.seed)
+        names = "internal validation"
+    else:
+        plan_train, num_classes = load_lists(config.data, "train")
+        plan_val = load_lists(config.data, "val")[0]
+        names = "original validation"
     log(
-        f"data: {len(plan_train)} training / {len(plan_val)} internal validation videos, "
+        f"data: {len(plan_train)} training / {len(plan_val)} {names} videos, "
         f"{num_classes} classes; model {config.model.name}"
     )
     optim = OptimSettings(**config.optim.model_dump())

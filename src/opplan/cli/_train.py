@@ -1,0 +1,120 @@
+"""``opplan train CONFIG --recipe RECIPE --out RUN`` and ``opplan evaluate CONFIG ...``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    train = sub.add_parser("train", help="train from the initialization through a recipe")
+    train.add_argument("config", type=Path, help="YAML config with a video trainer")
+    train.add_argument("--recipe", type=Path, required=True, help="recipe.yaml of a plan")
+    train.add_argument("--out", type=Path, required=True, help="run directory")
+    train.add_argument("--resume", action="store_true", help="continue a training in --out")
+    train.set_defaults(func=run_train)
+
+    ev = sub.add_parser("evaluate", help="final test: N clips x M crops, top-1/top-5, per class")
+    ev.add_argument("config", type=Path, help="YAML config with a video trainer")
+    ev.add_argument("--checkpoint", type=Path, required=True, help="a .pt checkpoint")
+    ev.add_argument("--views", default="10x3", help="clips x crops per video (default 10x3)")
+    ev.add_argument("--split", choices=["test", "val"], default="test")
+    ev.add_argument("--out", type=Path, help="result JSON (default: next to the checkpoint)")
+    ev.set_defaults(func=run_evaluate)
+
+
+def _video_config(path: Path):  # type: ignore[no-untyped-def]
+    from opplan.config import load_config
+    from opplan.errors import ConfigError
+
+    config = load_config(path)
+    if config.trainer.kind != "video":
+        raise ConfigError(f"{path}: trainer.kind must be 'video' for this command")
+    return config
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from opplan.config import dump_config
+    from opplan.engine.build import build_video_trainer
+    from opplan.engine.recipe import read_recipe, train_recipe
+    from opplan.errors import RunDirError
+    from opplan.fileio import atomic_write_text
+
+    config = _video_config(args.config)
+    steps = read_recipe(args.recipe)
+    console = Console(highlight=False)
+    run = args.out
+    saved = run / "config.yaml"
+    if (run / "train_journal.jsonl").exists() and not args.resume:
+        raise RunDirError(f"{run} already holds a training; pass --resume to continue it")
+    if saved.exists() and saved.read_text() != dump_config(config):
+        raise RunDirError(f"{run} holds the config of another run ({saved})")
+    trainer = build_video_trainer(config.trainer, run, console.print, purpose="train")
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(saved, dump_config(config))
+    atomic_write_text(run / "recipe.yaml", args.recipe.read_text())
+
+    def on_epoch(k, step, epoch, metrics):  # type: ignore[no-untyped-def]
+        console.print(
+            f"step {k + 1}/{len(steps)} {step.state}  epoch {epoch}/{step.epochs}  "
+            f"loss {metrics['loss']:.4f}  val top-1 {metrics['score']:.4f}  "
+            f"[dim](data {metrics['data_time']:.1f}s, compute {metrics['compute_time']:.1f}s)[/]"
+        )
+
+    summary = train_recipe(trainer, steps, run, on_epoch)
+    console.print(f"final model: {run / 'checkpoints' / summary['final_checkpoint']}.pt")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from opplan.engine.build import ensure_dataset, load_lists, resolve_device, transform_config
+    from opplan.engine.checkpoint import load_checkpoint
+    from opplan.engine.evaluate import evaluate_views, parse_views
+    from opplan.errors import ConfigError
+    from opplan.fileio import atomic_write_json
+    from opplan.models import build_model
+    from opplan.planning import TrainingState
+
+    config = _video_config(args.config)
+    try:
+        views = parse_views(args.views)
+    except ValueError as err:
+        raise ConfigError(f"--views: {err}") from None
+    cfg = config.trainer
+    ensure_dataset(cfg.data)
+    records, num_classes = load_lists(cfg.data, args.split)
+    try:
+        checkpoint = load_checkpoint(args.checkpoint)
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(f"--checkpoint: {err}") from None
+    state = TrainingState.parse(checkpoint["state"])
+    model = build_model(cfg.model.name, num_classes, **cfg.model.options)
+    model.load_state_dict(checkpoint["model"])
+    result = evaluate_views(
+        model,
+        records,
+        sampling=state.sampling,
+        clip_length=state.clip_length,
+        num_classes=num_classes,
+        views=views,
+        transform=transform_config(cfg.data),
+        batch_size=cfg.eval_batch,
+        num_workers=cfg.data.num_workers,
+        device=resolve_device(cfg.device),
+        dataset_options={"frame_interval": cfg.data.frame_interval, "backend": cfg.data.backend},
+    )
+    out = args.out or args.checkpoint.with_name(f"eval_{args.split}_{args.views}.json")
+    atomic_write_json(
+        out, {"checkpoint": str(args.checkpoint), "state": str(state), **result.to_dict()}
+    )
+    Console(highlight=False).print(
+        f"{args.split}: {result.num_videos} videos, {views[0]} clips x {views[1]} crops, "
+        f"{state}: top-1 {result.top1:.4f}  top-5 {result.top5:.4f}  -> {out}"
+    )
+    return 0

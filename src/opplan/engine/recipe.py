@@ -1,0 +1,113 @@
+"""Training along a fixed path (``opplan train``): the paper trains the final model this way
+once planning has found the path (§5.2). Resumable from the last epoch checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from opplan.engine.trainer import VideoTrainer
+from opplan.errors import ConfigError
+from opplan.fileio import atomic_write_json
+from opplan.planning.journal import Journal, Op, read_journal
+from opplan.planning.state import TrainingState
+
+__all__ = ["RecipeStep", "read_recipe", "train_recipe"]
+
+
+@dataclass(frozen=True)
+class RecipeStep:
+    state: TrainingState
+    epochs: int
+
+
+def read_recipe(path: str | Path) -> list[RecipeStep]:
+    """Steps of a ``recipe.yaml`` (as written by ``opplan plan``); errors name the step."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: recipe not found")
+    data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
+        raise ConfigError(f"{p}: expected a non-empty 'steps' list")
+    steps = []
+    for k, raw in enumerate(data["steps"]):
+        try:
+            extra = tuple(
+                (key, v)
+                for key, v in raw.items()
+                if key not in ("sampling", "clip_length", "lr", "epochs")
+            )
+            state = TrainingState(raw["sampling"], raw["clip_length"], raw["lr"], extra)
+            epochs = raw["epochs"]
+            if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+                raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ConfigError(f"{p}: steps[{k}]: {err}") from None
+        steps.append(RecipeStep(state, epochs))
+    return steps
+
+
+def train_recipe(
+    trainer: VideoTrainer,
+    steps: Sequence[RecipeStep],
+    run_dir: str | Path,
+    on_epoch: Callable[[int, RecipeStep, int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``steps`` one after the other; continue where a killed run stopped.
+
+    Each epoch ends with a checkpoint ``step<k>/e<epoch>`` and a journal event; the older
+    epoch checkpoints of a step are released. Returns (and writes ``RUN/train.json``) the
+    per-epoch validation scores and the final checkpoint id.
+    """
+    run = Path(run_dir)
+    done: dict[int, list[dict[str, Any]]] = {}
+    for event in read_journal(run / "train_journal.jsonl"):
+        if event["op"] == Op.EPOCH_SCORED.value:
+            done.setdefault(int(event["step"]), []).append(event)
+    previous: str | None = None
+    history: list[dict[str, Any]] = []
+    with Journal(run / "train_journal.jsonl") as journal:
+        for k, step in enumerate(steps):
+            events = done.get(k, [])
+            history.extend(events)
+            if len(events) >= step.epochs:
+                previous = events[-1]["checkpoint"]
+                continue
+            if events:
+                trainer.resume(step.state, events[-1]["checkpoint"])
+            else:
+                trainer.start(step.state, previous)
+            for epoch in range(len(events) + 1, step.epochs + 1):
+                metrics = trainer.train_epoch()
+                score = trainer.evaluate()
+                checkpoint = f"step{k}/e{epoch:03d}"
+                trainer.save(checkpoint)
+                event = journal.append(
+                    Op.EPOCH_SCORED,
+                    step=k,
+                    state=str(step.state),
+                    epoch=epoch,
+                    score=score,
+                    checkpoint=checkpoint,
+                    metrics=metrics,
+                )
+                history.append(event)
+                if epoch > 1:
+                    trainer.release(f"step{k}/e{epoch - 1:03d}")
+                if on_epoch is not None:
+                    on_epoch(k, step, epoch, {**metrics, "score": score})
+            previous = f"step{k}/e{step.epochs:03d}"
+            if k > 0:
+                trainer.release(f"step{k - 1}/e{steps[k - 1].epochs:03d}")
+    summary = {
+        "steps": [{**s.state.to_dict(), "epochs": s.epochs} for s in steps],
+        "final_checkpoint": previous,
+        "final_state": str(steps[-1].state),
+        "scores": [{"step": e["step"], "epoch": e["epoch"], "score": e["score"]} for e in history],
+    }
+    atomic_write_json(run / "train.json", summary)
+    return summary
