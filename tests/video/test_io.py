@@ -75,13 +75,16 @@ def test_sparse_samples_seek_to_later_keyframes(bframe_video):
         assert reader.stats.frames_decoded == 3 + (185 - 180 + 1)
 
 
-def test_other_container_mkv(tmp_path):
+@pytest.mark.parametrize(
+    ("fmt", "codec"), [("matroska", "libx264"), ("avi", "mpeg4"), ("webm", "libvpx-vp9")]
+)
+def test_other_containers(tmp_path, fmt, codec):
     import av
 
     frames = numbered_frames(40)
-    path = tmp_path / "clip.mkv"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
+    path = tmp_path / f"clip.{fmt}"
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=30)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         stream.options = {"g": "16", "bf": "2", "threads": "1"}
         for image in frames:
@@ -91,6 +94,7 @@ def test_other_container_mkv(tmp_path):
     with open_video(path, threads=1) as reader:
         assert reader.num_frames == 40
         np.testing.assert_array_equal(reader.get_frames([39, 0, 17, 18]), full[[39, 0, 17, 18]])
+        assert reader.stats.frames_decoded < 40
 
 
 def test_errors_missing_zero_truncated_garbage(tmp_path, bframe_video):

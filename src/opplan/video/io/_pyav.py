@@ -157,7 +157,8 @@ class PyAVReader(VideoReader):
         by_pts = self._index.by_pts
         for frame in frames:
             self.stats.frames_decoded += 1
-            index = by_pts.get(frame.pts if frame.pts is not None else -1)
+            stamp = frame.pts if frame.pts is not None else frame.dts  # dts: old AVI files
+            index = by_pts.get(stamp if stamp is not None else -1)
             if index is None:
                 continue
             if index == target:
