@@ -48,3 +48,38 @@ def test_report_files(plan_dict, tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     text = (report / "README.md").read_text()
     assert plan_dict["best_final_state"] in text and "graph.png" in text
+
+
+def test_tensorboard_scalars_per_transition(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from opplan.planning import Journal, Planner
+    from opplan.planning.simulate import SimulatedTrainer
+    from opplan.report.tensorboard import TensorBoardCallback
+
+    graph = TransitionGraph.build("basic", ["uniform"], [8, 16], [0.1])
+    board = TensorBoardCallback(tmp_path / "tb")
+    with Journal(tmp_path / "journal.jsonl") as journal:
+        plan = Planner(
+            graph,
+            SimulatedTrainer(tmp_path / "ck"),
+            journal,
+            PlannerOptions(delay=3, max_epochs=30),
+            callbacks=[board],
+        ).run()
+    board.close()
+    runs = sorted(p.name for p in (tmp_path / "tb").iterdir())
+    assert len(runs) == len(plan.transitions) == 3
+    first = plan.transitions[0]
+    acc = EventAccumulator(
+        str(tmp_path / "tb" / f"{first.src.slug}__{first.dst.slug}"),
+        size_guidance={"tensors": 0, "scalars": 0},
+    )
+    acc.Reload()
+    tag = next(t for t in acc.Tags()["tensors"] + acc.Tags()["scalars"] if t == "val/score")
+    events = acc.Tensors(tag) if tag in acc.Tags()["tensors"] else acc.Scalars(tag)
+    values = [
+        float(e.value) if hasattr(e, "value") else float(e.tensor_proto.float_val[0])
+        for e in events
+    ]
+    np.testing.assert_allclose(values, first.scores[1:], rtol=1e-6)

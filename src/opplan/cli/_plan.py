@@ -47,6 +47,7 @@ def run_plan(args: argparse.Namespace) -> int:
     from opplan.planning import Journal, Planner
     from opplan.report import RichPlanProgress, path_table
     from opplan.report.figures import write_report
+    from opplan.report.tensorboard import TensorBoardCallback
     from opplan.rundir import RunDir
 
     config = load_config(args.config)  # exits 2 on a bad config, before any work
@@ -61,17 +62,24 @@ def run_plan(args: argparse.Namespace) -> int:
             f"[bold]opplan plan[/] {args.config} -> {run.root}: {graph!r}, "
             f"trainer {config.trainer.kind}"
         )
-    with Journal(run.journal) as journal:
+    live = RichPlanProgress(console, verbose=args.verbose)
+    board = TensorBoardCallback(run.root / "tensorboard")
+    if hasattr(trainer, "on_batch"):
+        trainer.on_batch = live.on_batch
+    with Journal(run.journal) as journal, live:
         planner = Planner(
             graph,
             trainer,
             journal,
             config.planner.options(),
             config_hash=config_hash(config),
-            callbacks=[RichPlanProgress(console, verbose=args.verbose)],
+            callbacks=[live, board],
             progress=progress,
         )
-        plan = planner.run()
+        try:
+            plan = planner.run()
+        finally:
+            board.close()
     plan.write(run.root)
     report = write_report(plan.to_dict(), run.root)
     console.print(path_table(plan.to_dict()))
