@@ -16,8 +16,12 @@ from opplan.cli import main
 
 SMALL = {
     "name": "small",
-    "graph": {"kind": "extended", "samplings": ["consecutive", "uniform"],
-              "clip_lengths": [8, 16], "learning_rates": [0.1, 0.01]},
+    "graph": {
+        "kind": "extended",
+        "samplings": ["consecutive", "uniform"],
+        "clip_lengths": [8, 16],
+        "learning_rates": [0.1, 0.01],
+    },
     "planner": {"delay": 3, "max_epochs": 30},
     "trainer": {"kind": "simulated", "landscape": "random", "seed": 3},
 }
@@ -42,13 +46,22 @@ def test_plan_writes_plan_json_and_recipe(tmp_path, capsys):
     assert set(plan) >= {"best_final_state", "path", "value", "transitions", "states", "cost"}
     assert set(plan["path"][0]) >= {"sampling", "clip_length", "lr", "epochs"}
     assert set(plan["transitions"][0]) >= {
-        "from", "to", "epochs_trained", "scores", "fit", "knee_epoch", "value", "status"}
+        "from",
+        "to",
+        "epochs_trained",
+        "scores",
+        "fit",
+        "knee_epoch",
+        "value",
+        "status",
+    }
     assert set(plan["transitions"][0]["fit"]) >= {"family", "params", "rmse", "r2"}
     assert set(plan["cost"]) >= {"epochs_total", "wall_seconds"}
     recipe = yaml.safe_load((tmp_path / "run" / "recipe.yaml").read_text())
     assert recipe["steps"] == [
         {k: s[k] for k in ("sampling", "clip_length", "lr", "epochs")}
-        for s in plan["path"] if s["epochs"] > 0
+        for s in plan["path"]
+        if s["epochs"] > 0
     ]
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["planner"]["delay"] == 3 and saved["planner"]["family"] == "exponential"
@@ -81,7 +94,10 @@ def test_a_different_config_in_an_existing_run_is_refused(tmp_path, capsys):
         ({"planner": {"delay": -1}}, "planner.delay"),
         ({"planner": {"familly": "power"}}, "planner.familly: Extra inputs"),
         ({"planner": {"family": "cubic"}}, "planner.family"),
-        ({"graph": {"kind": "explicit", "edges": [["initial", "uniform 8 lr=1"]]}}, "graph: edges"),
+        (
+            {"graph": {"kind": "explicit", "edges": [["initial", "uniform 8 lr=1"]]}},
+            "graph: edges",
+        ),
         ({"trainer": {"kind": "gpu"}}, "trainer"),
     ],
 )

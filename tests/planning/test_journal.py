@@ -20,7 +20,9 @@ def test_events_round_trip(tmp_path):
     assert read_journal(tmp_path / "missing.jsonl") == []
 
 
-@pytest.mark.parametrize("tail", [b'{"op": "epoch_sco', b'{"op": "epoch_scored", "ep\n', b"\x00\x00"])
+@pytest.mark.parametrize(
+    "tail", [b'{"op": "epoch_sco', b'{"op": "epoch_scored", "ep\n', b"\x00\x00"]
+)
 def test_torn_last_line_is_tolerated_and_cut_on_append(tmp_path, tail):
     path = tmp_path / "journal.jsonl"
     write_events(path, 2)

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from pathlib import Path
 
 import pytest
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -97,7 +97,7 @@ def test_default_landscape_plan_structure(tmp_path):
         "value": data["value"],
         "from": path[-1]["from"],
     }
-    for a, b in zip(path, path[1:], strict=False):
+    for a, b in itertools.pairwise(path):
         assert b["from"] == str(S(a["sampling"], a["clip_length"], a["lr"]))
     for t in data["transitions"]:
         assert t["status"] == "finished"
@@ -109,10 +109,13 @@ def test_default_landscape_plan_structure(tmp_path):
         incoming = [t["value"] for t in data["transitions"] if t["to"] == name]
         assert st_rec["value"] == max(incoming)
     # unused checkpoints are released: only the final states' models remain
-    remaining = sorted(p.relative_to(tmp_path / "ck").as_posix()
-                       for p in (tmp_path / "ck").rglob("*.json"))
-    assert remaining == sorted(f"{data['states'][str(f)]['best_from']}" and
-                               plan.states[f].checkpoint + ".json" for f in graph.finals)
+    remaining = sorted(
+        p.relative_to(tmp_path / "ck").as_posix() for p in (tmp_path / "ck").rglob("*.json")
+    )
+    assert remaining == sorted(
+        f"{data['states'][str(f)]['best_from']}" and plan.states[f].checkpoint + ".json"
+        for f in graph.finals
+    )
 
 
 class ZeroEpochLandscape:
@@ -191,8 +194,9 @@ def test_resume_after_a_crash_gives_the_identical_plan(tmp_path, fraction):
             return super().train_epoch()
 
     with Journal(run / "journal.jsonl") as journal:
-        plan = Planner(graph, CountingTrainer(run / "ck", landscape), journal, opts,
-                       progress=progress).run()
+        plan = Planner(
+            graph, CountingTrainer(run / "ck", landscape), journal, opts, progress=progress
+        ).run()
     assert strip_time(plan.to_dict()) == reference
     # finished transitions and finished epochs are never trained again
     assert trained_before + CountingTrainer.epochs == reference["cost"]["epochs_total"]
@@ -204,8 +208,9 @@ def test_finished_plan_is_returned_without_training(tmp_path):
     before = (tmp_path / "journal.jsonl").read_bytes()
     progress = Progress.replay(read_journal(tmp_path / "journal.jsonl"))
     with Journal(tmp_path / "journal.jsonl") as journal:
-        again = Planner(graph, SimulatedTrainer(tmp_path / "ck"), journal, FAST,
-                        progress=progress).run()
+        again = Planner(
+            graph, SimulatedTrainer(tmp_path / "ck"), journal, FAST, progress=progress
+        ).run()
     assert again.to_dict() == first.to_dict()
     assert (tmp_path / "journal.jsonl").read_bytes() == before
 

@@ -57,5 +57,6 @@ def brute_force(graph: TransitionGraph, landscape: Landscape, opts: PlannerOptio
 
 def run_plan(run: Path, graph, landscape, opts, epoch_delay: float = 0.0) -> Plan:
     with Journal(run / "journal.jsonl") as journal:
-        return Planner(graph, SimulatedTrainer(run / "ck", landscape, epoch_delay), journal,
-                       opts).run()
+        return Planner(
+            graph, SimulatedTrainer(run / "ck", landscape, epoch_delay), journal, opts
+        ).run()
