@@ -73,7 +73,13 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from opplan.engine.build import ensure_dataset, load_lists, resolve_device, transform_config
+    from opplan.engine.build import (
+        dataset_options,
+        ensure_dataset,
+        load_lists,
+        resolve_device,
+        transform_config,
+    )
     from opplan.engine.checkpoint import load_checkpoint
     from opplan.engine.evaluate import evaluate_views, parse_views
     from opplan.errors import ConfigError
@@ -107,7 +113,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         batch_size=cfg.eval_batch,
         num_workers=cfg.data.num_workers,
         device=resolve_device(cfg.device),
-        dataset_options={"frame_interval": cfg.data.frame_interval, "backend": cfg.data.backend},
+        dataset_options=dataset_options(cfg.data),
     )
     out = args.out or args.checkpoint.with_name(f"eval_{args.split}_{args.views}.json")
     atomic_write_json(

@@ -45,6 +45,9 @@ class DataConfig(_Strict):
     frame_interval: PositiveInt = 1
     backend: Literal["auto", "pyav", "torchcodec", "frames"] = "auto"
     num_workers: Annotated[int, Field(ge=0)] = 0
+    cache: Literal["none", "memory"] = Field(
+        "none", description="memory: decode each video once and keep it (small datasets)"
+    )
 
 
 class ModelConfig(_Strict):
