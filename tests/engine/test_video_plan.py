@@ -207,8 +207,10 @@ def test_plan_recipe_train_evaluate_chain(tiny_data, tmp_path, monkeypatch):
     assert main(["train", str(path), "--recipe", str(recipe), "--out", str(tmp_path / "ref")]) == 0
     reference = json.loads((tmp_path / "ref" / "train.json").read_text())
     assert reference["scores"] == summary["scores"]
-    ckpt = tmp_path / "train" / "checkpoints" / f"{summary['final_checkpoint']}.pt"
-    assert sorted(p.name for p in ckpt.parent.parent.rglob("*.pt")) == ["e001.pt"]
+    final = tmp_path / "train" / "checkpoints" / f"{summary['final_checkpoint']}.pt"
+    assert sorted(p.name for p in final.parent.parent.rglob("*.pt")) == ["e001.pt"]
+    ckpt = tmp_path / "train" / "model.pt"
+    assert ckpt.read_bytes() == final.read_bytes()
 
     out = tmp_path / "eval.json"
     args = ["evaluate", str(path), "--checkpoint", str(ckpt), "--views", "2x3", "--out", str(out)]

@@ -66,7 +66,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
 
     summary = train_recipe(trainer, steps, run, on_epoch)
-    console.print(f"final model: {run / 'checkpoints' / summary['final_checkpoint']}.pt")
+    console.print(f"final model: {summary['model']}")
     return 0
 
 

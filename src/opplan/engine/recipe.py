@@ -12,7 +12,7 @@ import yaml
 
 from opplan.engine.trainer import VideoTrainer
 from opplan.errors import ConfigError
-from opplan.fileio import atomic_write_json
+from opplan.fileio import atomic_write_bytes, atomic_write_json
 from opplan.planning.journal import Journal, Op, read_journal
 from opplan.planning.state import TrainingState
 
@@ -61,7 +61,8 @@ def train_recipe(
 
     Each epoch ends with a checkpoint ``step<k>/e<epoch>`` and a journal event; the older
     epoch checkpoints of a step are released. Returns (and writes ``RUN/train.json``) the
-    per-epoch validation scores and the final checkpoint id.
+    per-epoch validation scores and the final checkpoint id; the final model is copied to
+    ``RUN/model.pt``.
     """
     run = Path(run_dir)
     done: dict[int, list[dict[str, Any]]] = {}
@@ -103,8 +104,12 @@ def train_recipe(
             previous = f"step{k}/e{step.epochs:03d}"
             if k > 0:
                 trainer.release(f"step{k - 1}/e{steps[k - 1].epochs:03d}")
+    assert previous is not None
+    final = trainer.checkpoint_dir / f"{previous}.pt"
+    atomic_write_bytes(run / "model.pt", final.read_bytes())  # a stable name for the result
     summary = {
         "steps": [{**s.state.to_dict(), "epochs": s.epochs} for s in steps],
+        "model": str(run / "model.pt"),
         "final_checkpoint": previous,
         "final_state": str(steps[-1].state),
         "scores": [{"step": e["step"], "epoch": e["epoch"], "score": e["score"]} for e in history],
