@@ -89,18 +89,13 @@ def without_time(plan):
     return plan
 
 
-def test_video_plan_end_to_end_and_resume(tiny_data, tmp_path, monkeypatch):
+def write_video_config(tiny_data, path, graph, planner, seed=0):
     config = {
-        "graph": {
-            "kind": "basic",
-            "samplings": ["uniform"],
-            "clip_lengths": [4, 8],
-            "learning_rates": [0.05],
-        },
-        "planner": {"delay": 2, "max_epochs": 4},
+        "graph": graph,
+        "planner": planner,
         "trainer": {
             "kind": "video",
-            "seed": 0,
+            "seed": seed,
             "device": "cpu",
             "threads": 1,
             "data": {"root": str(tiny_data), "frame_size": 32, "internal_val_size": 6},
@@ -112,8 +107,35 @@ def test_video_plan_end_to_end_and_resume(tiny_data, tmp_path, monkeypatch):
             },
         },
     }
-    path = tmp_path / "video.yaml"
     path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def interrupt_at_epoch(monkeypatch, n):
+    """Make the n-th call of VideoTrainer.train_epoch raise KeyboardInterrupt (as Ctrl-C)."""
+    calls = {"n": 0}
+    original = VideoTrainer.train_epoch
+
+    def interrupting(self):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(VideoTrainer, "train_epoch", interrupting)
+    return lambda: monkeypatch.setattr(VideoTrainer, "train_epoch", original)
+
+
+def test_video_plan_end_to_end_and_resume(tiny_data, tmp_path, monkeypatch):
+    graph = {
+        "kind": "basic",
+        "samplings": ["uniform"],
+        "clip_lengths": [4, 8],
+        "learning_rates": [0.05],
+    }
+    path = write_video_config(
+        tiny_data, tmp_path / "video.yaml", graph, {"delay": 2, "max_epochs": 4}
+    )
     assert main(["plan", str(path), "--out", str(tmp_path / "run")]) == 0
     plan = json.loads((tmp_path / "run" / "plan.json").read_text())
     assert len(plan["transitions"]) == 3
@@ -124,18 +146,9 @@ def test_video_plan_end_to_end_and_resume(tiny_data, tmp_path, monkeypatch):
     assert (tmp_path / "run" / "report" / "graph.png").exists()
 
     # interrupted after 5 epochs (mid-transition), then resumed: the identical plan
-    calls = {"n": 0}
-    original = VideoTrainer.train_epoch
-
-    def interrupting(self):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(VideoTrainer, "train_epoch", interrupting)
+    restore = interrupt_at_epoch(monkeypatch, 6)
     assert main(["plan", str(path), "--out", str(tmp_path / "cut")]) == 130
-    monkeypatch.setattr(VideoTrainer, "train_epoch", original)
+    restore()
     assert main(["plan", str(path), "--out", str(tmp_path / "cut"), "--resume"]) == 0
     resumed = json.loads((tmp_path / "cut" / "plan.json").read_text())
     assert without_time(resumed) == without_time(plan)
@@ -150,30 +163,15 @@ def test_bad_data_path_exits_2_and_writes_nothing(tmp_path):
 
 
 def test_plan_recipe_train_evaluate_chain(tiny_data, tmp_path, monkeypatch):
-    config = {
-        "graph": {
-            "kind": "basic",
-            "samplings": ["consecutive"],
-            "clip_lengths": [4],
-            "learning_rates": [0.05, 0.005],
-        },
-        "planner": {"delay": 1, "max_epochs": 3},
-        "trainer": {
-            "kind": "video",
-            "seed": 1,
-            "device": "cpu",
-            "threads": 1,
-            "data": {"root": str(tiny_data), "frame_size": 32, "internal_val_size": 6},
-            "optim": {
-                "effective_batch": 6,
-                "reference_batch": 6,
-                "base_micro_batch": 6,
-                "base_clip_length": 4,
-            },
-        },
+    graph = {
+        "kind": "basic",
+        "samplings": ["consecutive"],
+        "clip_lengths": [4],
+        "learning_rates": [0.05, 0.005],
     }
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = write_video_config(
+        tiny_data, tmp_path / "c.yaml", graph, {"delay": 1, "max_epochs": 3}, seed=1
+    )
     assert main(["plan", str(path), "--out", str(tmp_path / "plan")]) == 0
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
@@ -187,19 +185,10 @@ def test_plan_recipe_train_evaluate_chain(tiny_data, tmp_path, monkeypatch):
         )
     )
     # a training cut after its second epoch resumes to the same model
-    calls = {"n": 0}
-    original = VideoTrainer.train_epoch
-
-    def interrupting(self):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(VideoTrainer, "train_epoch", interrupting)
+    restore = interrupt_at_epoch(monkeypatch, 3)
     train = ["train", str(path), "--recipe", str(recipe), "--out", str(tmp_path / "train")]
     assert main(train) == 130
-    monkeypatch.setattr(VideoTrainer, "train_epoch", original)
+    restore()
     assert main(train) == 2  # an existing training needs --resume
     assert main([*train, "--resume"]) == 0
     summary = json.loads((tmp_path / "train" / "train.json").read_text())
