@@ -153,6 +153,16 @@ def test_reset_classifier_changes_the_class_count_of_both_heads() -> None:
     assert out.temporal.shape == out.spatial.shape == (2, 7)
 
 
+def test_reset_classifier_keeps_device_and_dtype() -> None:
+    net = build_model("dg_p3d_tiny", 5).to(torch.float64)
+    net.reset_classifier(3)
+    assert {p.dtype for p in net.parameters()} == {torch.float64}
+    with torch.device("meta"):
+        meta = build_model("p3d_tiny", 5)
+    meta.reset_classifier(2)
+    assert meta.get_classifier().weight.is_meta
+
+
 @pytest.mark.parametrize("name", ["p3d_tiny", "r2plus1d_18", "s3d"])
 def test_reset_classifier_helper_works_for_other_families(name: str) -> None:
     net = build_model(name, 5).eval()

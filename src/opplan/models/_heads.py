@@ -102,10 +102,13 @@ class ClassifierHead(nn.Module):
         self.reset(num_classes)
 
     def reset(self, num_classes: int) -> None:
-        """Replace the FC by a freshly initialised one with ``num_classes`` outputs."""
+        """Replace the FC by a freshly initialised one with ``num_classes`` outputs (on the
+        device and dtype of the old one)."""
         self.num_classes = num_classes
+        old = next(self.fc.parameters(), None) if hasattr(self, "fc") else None
+        like = {"device": old.device, "dtype": old.dtype} if old is not None else {}
         if num_classes > 0:
-            fc = nn.Linear(self.in_features, num_classes)
+            fc = nn.Linear(self.in_features, num_classes, **like)
             nn.init.normal_(fc.weight, std=0.01)
             nn.init.zeros_(fc.bias)
             self.fc = fc
