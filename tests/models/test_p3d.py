@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opplan.errors import ConfigError
 from opplan.models import (
@@ -197,3 +199,21 @@ def test_fig3_shapes_computed_for_real() -> None:
         feats = net.forward_intermediates(torch.randn(1, 3, 16, 224, 224))
     assert {k: tuple(v.shape[1:]) for k, v in feats.items()} == FIG3
     assert all(torch.isfinite(v).all() for v in feats.values())
+
+
+with torch.device("meta"):
+    _META_TINY = build_model("dg_p3d_tiny", 3).eval()
+
+
+@settings(max_examples=40, deadline=None)
+@given(t=st.integers(2, 40), h=st.integers(16, 160), w=st.integers(16, 160))
+def test_tiny_dual_head_shapes_follow_the_strides_for_any_clip(t: int, h: int, w: int) -> None:
+    """Stem k_t = s_t = 2, then spatial stride 2 per step (ceil for odd sizes); the spatial
+    head pools min(4, T') frames with stride min(4, T')."""
+    with torch.device("meta"):
+        feats = _META_TINY.forward_intermediates(torch.empty(1, 3, t, h, w))
+    t4 = t // 2
+    k = min(4, t4)
+    assert tuple(feats["res5"].shape[2:]) == (t4, -(-h // 32), -(-w // 32))
+    assert tuple(feats["spatial_res5"].shape[2:]) == (t4 // k, -(-h // 16), -(-w // 16))
+    assert all(v.numel() > 0 for v in feats.values())
