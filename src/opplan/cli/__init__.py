@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# Before torch loads: idle OpenMP threads sleep instead of spinning. On a shared or small
+# CPU the default (spin) made 2 threads 4-6x slower than 1 (docs/benchmarks.md, Models).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from opplan import __version__
 from opplan.errors import ConfigError, OpplanError
