@@ -118,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--samplings",
+        nargs="+",
+        default=["consecutive", "uniform"],
+        choices=["consecutive", "uniform"],
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         cache = _cache(records)
         for seed in args.seeds:
-            for sampling in ("consecutive", "uniform"):
+            for sampling in args.samplings:
                 start = time.time()
                 result = _run(task, root, sampling, seed, args, cache)
                 result["seconds"] = round(time.time() - start, 1)
@@ -140,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 (args.out / "results.json").write_text(json.dumps(results, indent=1))
     print("task     sampling     " + " ".join(f"seed{s}" for s in args.seeds) + "  mean")
     for task in args.tasks:
-        for sampling in ("consecutive", "uniform"):
+        for sampling in args.samplings:
             accs = [r["final_val_top1"] * 100 for r in results
                     if r["task"] == task and r["sampling"] == sampling]  # fmt: skip
             cells = " ".join(f"{a:5.1f}" for a in accs)
