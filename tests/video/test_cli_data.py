@@ -69,3 +69,24 @@ def test_synth_rejects_bad_size(tmp_path):
 
     with pytest.raises(ConfigError, match="--size"):
         _run(["data", "synth", "order", "--out", str(tmp_path), "--size", "31"])
+
+
+def test_check_frame_directories(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "ok").mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "ok" / f"f{i}.jpg")
+    (tmp_path / "list.txt").write_text("ok 3 0\nmissing dir 3 1\n")
+    report = tmp_path / "bad.txt"
+    argv = ["data", "check", str(tmp_path / "list.txt"), "--root", str(tmp_path), "--format",
+            "frames", "--frame-template", "f{}.jpg", "--out", str(report)]  # fmt: skip
+    # 'f{}.jpg' numbers frames from 1: frame f3.jpg is missing, so 'ok' fails a full check
+    assert _run(argv) == 1
+    lines = report.read_text().splitlines()
+    assert [line.split("\t")[0] for line in lines] == [
+        str(tmp_path / "ok"),
+        str(tmp_path / "missing dir"),
+    ]
+    assert "missing frame directory" in lines[1]

@@ -61,6 +61,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--full", action="store_true", help="decode every frame (default: first, middle, last)"
     )
     check.add_argument("--workers", type=int, default=2, help="parallel readers (default: 2)")
+    check.add_argument(
+        "--frame-template", default="img_{:05d}.jpg",
+        help="frame file names of frame directories (default: img_{:05d}.jpg, first = 1)",
+    )  # fmt: skip
     check.set_defaults(func=_check)
 
 
@@ -87,13 +91,16 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_one(path: str, num_frames: int | None, full: bool) -> str | None:
+def _check_one(path: str, num_frames: int | None, full: bool, template: str) -> str | None:
     import numpy as np
 
     from opplan.video.io import VideoReadError, open_video
 
     try:
-        with open_video(path, num_frames=num_frames) as reader:
+        backend = "frames" if num_frames is not None else "pyav"
+        with open_video(
+            path, backend=backend, num_frames=num_frames, frame_template=template
+        ) as reader:
             n = reader.num_frames
             indices = np.arange(n) if full else np.unique([0, n // 2, n - 1])
             for chunk in np.array_split(indices, max(1, len(indices) // 64)):
@@ -106,7 +113,13 @@ def _check_one(path: str, num_frames: int | None, full: bool) -> str | None:
 
 
 def check_dataset(
-    list_file: Path, *, root: Path | None, fmt: str, full: bool = False, workers: int = 2
+    list_file: Path,
+    *,
+    root: Path | None,
+    fmt: str,
+    full: bool = False,
+    workers: int = 2,
+    frame_template: str = "img_{:05d}.jpg",
 ) -> list[tuple[str, str]]:
     """(path, reason) of every unreadable video of an annotation list."""
     from concurrent.futures import ThreadPoolExecutor
@@ -117,8 +130,8 @@ def check_dataset(
     records = reader(list_file, root=root)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         reasons = list(
-            pool.map(lambda r: _check_one(r.path, r.num_frames if fmt == "frames" else None, full),
-                     records)
+            pool.map(lambda r: _check_one(r.path, r.num_frames if fmt == "frames" else None, full,
+                                          frame_template), records)
         )  # fmt: skip
     return [(r.path, why) for r, why in zip(records, reasons, strict=True) if why is not None]
 
@@ -127,7 +140,12 @@ def _check(args: argparse.Namespace) -> int:
     if args.root is not None and not args.root.is_dir():
         raise ConfigError(f"--root: not a directory: {args.root}")
     bad = check_dataset(
-        args.list, root=args.root, fmt=args.format, full=args.full, workers=args.workers
+        args.list,
+        root=args.root,
+        fmt=args.format,
+        full=args.full,
+        workers=args.workers,
+        frame_template=args.frame_template,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")

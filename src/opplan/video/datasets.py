@@ -55,6 +55,7 @@ class VideoClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
         seed: base seed of every random choice.
         backend: video reader backend (``auto``, ``pyav``, ``torchcodec``, ``frames``).
         frame_template: file-name template of frame directories.
+        frame_start_index: number of the first frame file.
         reader_factory: opens a record (overrides ``backend``; e.g. an in-memory cache).
         health: bad-data policy; default replaces bad samples and keeps counts in memory.
         max_retries: replacements tried before giving up on one item.
@@ -75,6 +76,7 @@ class VideoClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
         seed: int = 0,
         backend: str = "auto",
         frame_template: str = "img_{:05d}.jpg",
+        frame_start_index: int = 1,
         reader_factory: ReaderFactory | None = None,
         health: DataHealth | None = None,
         max_retries: int = 10,
@@ -96,6 +98,7 @@ class VideoClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
         self.epoch = 0
         self.backend = backend
         self.frame_template = frame_template
+        self.frame_start_index = frame_start_index
         self.reader_factory = reader_factory
         self.health = health or DataHealth()
         self.max_retries = max_retries
@@ -140,6 +143,7 @@ class VideoClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
             record.path,
             backend=self.backend,  # type: ignore[arg-type]
             frame_template=self.frame_template,
+            frame_start_index=self.frame_start_index,
             num_frames=record.num_frames,
         )
 
