@@ -59,6 +59,8 @@ class PyAVReader(VideoReader):
         threads: decoder threads; None = 1 inside a DataLoader worker, else up to 4.
         min_skip: seek forward only when it skips more than this many frames (a seek costs
             about as much as decoding a few small frames).
+        skip_nonref: let the decoder drop unwanted non-reference frames (same pixels for the
+            wanted frames, fewer frames decoded for sparse samples).
 
     Raises:
         VideoReadError: the file is missing, empty, has no video stream or cannot be opened.
@@ -69,11 +71,18 @@ class PyAVReader(VideoReader):
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, threads: int | None = None, min_skip: int = 4
+        self,
+        path: str | os.PathLike[str],
+        *,
+        threads: int | None = None,
+        min_skip: int = 4,
+        skip_nonref: bool = True,
     ) -> None:
         import av
 
         self.min_skip = min_skip
+        self.skip_nonref = skip_nonref
+        self._wanted_pts: set[int] = set()
         self.path = os.fspath(path)
         self.stats = DecodeStats()
         try:
@@ -120,7 +129,25 @@ class PyAVReader(VideoReader):
         self._container.seek(
             int(self._index.pts[frame_index]), stream=self._stream, backward=True, any_frame=False
         )
-        return self._container.decode(self._stream)
+        if not self.skip_nonref:
+            return self._container.decode(self._stream)
+        return self._decode_skipping()
+
+    def _decode_skipping(self):  # type: ignore[no-untyped-def]
+        """Decode forward, letting the decoder drop non-reference frames nobody asked for.
+
+        A frame that no other frame references (most B-frames) and that is not wanted need not
+        be decoded at all; wanted frames and reference frames always are.
+        """
+        context = self._stream.codec_context
+        wanted = self._wanted_pts
+        try:
+            for packet in self._container.demux(self._stream):
+                skip = packet.pts is not None and packet.pts not in wanted
+                context.skip_frame = "NONREF" if skip else "DEFAULT"
+                yield from context.decode(packet)
+        finally:
+            context.skip_frame = "DEFAULT"
 
     def _keyframe_before(self, frame_index: int) -> int:
         keys = self._index.keyframes
@@ -132,6 +159,7 @@ class PyAVReader(VideoReader):
         if self._container is None:
             raise VideoReadError(self.path, "reader is closed")
         out: dict[int, np.ndarray] = {}
+        self._wanted_pts = {int(self._index.pts[i]) for i in wanted}
         frames = None
         position = -1  # index of the next frame the decoder will deliver
         try:
