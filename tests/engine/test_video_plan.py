@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -212,3 +213,28 @@ def test_plan_recipe_train_evaluate_chain(tiny_data, tmp_path, monkeypatch):
     assert result["top1"] == pytest.approx(sum(confusion[c][c] for c in range(10)) / test_videos)
     assert 0 <= result["top1"] <= result["top5"] <= 1
     assert main([*args[:-2], "--views", "10x2"]) == 2
+
+
+def test_unreadable_video_is_replaced_counted_or_fatal_with_strict(tiny_data, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    first = (data / "train.txt").read_text().split()[0]
+    (data / first).write_bytes(b"")  # a zero-byte video in the training list
+    graph = {
+        "kind": "basic",
+        "samplings": ["uniform"],
+        "clip_lengths": [4],
+        "learning_rates": [0.05],
+    }
+    path = write_video_config(data, tmp_path / "c.yaml", graph, {"delay": 1, "max_epochs": 2})
+    config = yaml.safe_load(path.read_text())
+    config["trainer"]["data"]["max_bad_fraction"] = 0.5
+    path.write_text(yaml.safe_dump(config))
+    assert main(["plan", str(path), "--out", str(tmp_path / "strict"), "--strict"]) == 1
+    assert first in capsys.readouterr().err
+    assert main(["plan", str(path), "--out", str(tmp_path / "lenient")]) == 0
+    health = json.loads((tmp_path / "lenient" / "data_health.json").read_text())
+    assert [Path(p).name for p in health["bad_files"]] == [Path(first).name]
+    assert health["total_failures"] >= 1

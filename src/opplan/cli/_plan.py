@@ -15,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     plan.add_argument("--out", type=Path, required=True, help="run directory")
     plan.add_argument("--resume", action="store_true", help="continue a plan in --out")
     plan.add_argument("--verbose", "-v", action="store_true", help="a line per epoch")
+    plan.add_argument("--strict", action="store_true", help="stop at the first unreadable video")
     plan.set_defaults(func=run_plan)
 
     show = sub.add_parser("show", help="show a plan (finished or running) as tables")
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(func=run_show)
 
 
-def _make_trainer(config, run):  # type: ignore[no-untyped-def]
+def _make_trainer(config, run, strict=False):  # type: ignore[no-untyped-def]
     trainer_cfg = config.trainer
     if trainer_cfg.kind == "simulated":
         from opplan.planning.simulate import DefaultLandscape, RandomLandscape, SimulatedTrainer
@@ -37,7 +38,7 @@ def _make_trainer(config, run):  # type: ignore[no-untyped-def]
         return SimulatedTrainer(run.checkpoints, landscape, trainer_cfg.epoch_delay, reference)
     from opplan.engine.build import build_video_trainer
 
-    return build_video_trainer(trainer_cfg, run.root)
+    return build_video_trainer(trainer_cfg, run.root, strict=strict)
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -55,7 +56,7 @@ def run_plan(args: argparse.Namespace) -> int:
     run = RunDir(args.out)
     console = Console(highlight=False)
     # build the trainer first: a bad data path fails before anything is written to RUN
-    trainer = _make_trainer(config, run)
+    trainer = _make_trainer(config, run, strict=args.strict)
     progress = run.prepare(config, resume=args.resume)
     if progress.finished is None:
         console.print(

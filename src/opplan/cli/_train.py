@@ -14,6 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train.add_argument("--recipe", type=Path, required=True, help="recipe.yaml of a plan")
     train.add_argument("--out", type=Path, required=True, help="run directory")
     train.add_argument("--resume", action="store_true", help="continue a training in --out")
+    train.add_argument("--strict", action="store_true", help="stop at the first bad video")
     train.set_defaults(func=run_train)
 
     ev = sub.add_parser("evaluate", help="final test: N clips x M crops, top-1/top-5, per class")
@@ -53,7 +54,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise RunDirError(f"{run} already holds a training; pass --resume to continue it")
     if saved.exists() and saved.read_text() != dump_config(config):
         raise RunDirError(f"{run} holds the config of another run ({saved})")
-    trainer = build_video_trainer(config.trainer, run, console.print, purpose="train")
+    trainer = build_video_trainer(
+        config.trainer, run, console.print, purpose="train", strict=args.strict
+    )
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_text(saved, dump_config(config))
     atomic_write_text(run / "recipe.yaml", args.recipe.read_text())

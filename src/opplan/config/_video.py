@@ -45,6 +45,9 @@ class DataConfig(_Strict):
     frame_interval: PositiveInt = 1
     backend: Literal["auto", "pyav", "torchcodec", "frames"] = "auto"
     num_workers: Annotated[int, Field(ge=0)] = 0
+    max_bad_fraction: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.01, description="stop when more than this fraction of an epoch's videos is unreadable"
+    )
     cache: Literal["none", "memory"] = Field(
         "none", description="memory: decode each video once and keep it (small datasets)"
     )

@@ -173,9 +173,11 @@ def build_video_trainer(
     run_dir: str | Path,
     log: Callable[[str], None] = print,
     purpose: Literal["plan", "train"] = "plan",
+    strict: bool = False,
 ) -> VideoTrainer:
     """The trainer for planning (internal split, §5.1) or for training a recipe (the whole
-    training list, scored on the original validation list)."""
+    training list, scored on the original validation list). ``strict``: stop at the first
+    unreadable video instead of replacing it (``--strict``)."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     ensure_dataset(config.data, log)
@@ -204,5 +206,5 @@ def build_video_trainer(
         eval_batch=config.eval_batch,
         metric=config.metric,
         dataset_options=dataset_options(config.data),
-        health=DataHealth(run_dir),
+        health=DataHealth(run_dir, max_bad_fraction=config.data.max_bad_fraction, strict=strict),
     )
