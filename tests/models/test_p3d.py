@@ -122,8 +122,8 @@ def test_tiny_dual_head_works_on_the_demo_clip_sizes(thw: tuple[int, int, int]) 
     feats = net.forward_intermediates(torch.randn(2, 3, *thw))
     assert all(v.numel() > 0 for v in feats.values())
     t, h, w = thw
-    assert feats["res5"].shape == (2, 128, t // 2, h // 32, w // 32)
-    assert feats["spatial_res5"].shape == (2, 128, max(t // 8, 1), h // 16, w // 16)
+    assert feats["res5"].shape == (2, 128, t // 2, h // 16, w // 16)
+    assert feats["spatial_res5"].shape == (2, 128, max(t // 8, 1), h // 8, w // 8)
 
 
 def test_spatial_head_time_pool_is_clipped_to_short_clips() -> None:
@@ -208,12 +208,13 @@ with torch.device("meta"):
 @settings(max_examples=40, deadline=None)
 @given(t=st.integers(2, 40), h=st.integers(16, 160), w=st.integers(16, 160))
 def test_tiny_dual_head_shapes_follow_the_strides_for_any_clip(t: int, h: int, w: int) -> None:
-    """Stem k_t = s_t = 2, then spatial stride 2 per step (ceil for odd sizes); the spatial
-    head pools min(4, T') frames with stride min(4, T')."""
+    """Stem: stride-1 3×3×3 conv, then a 2×3×3 max pool of stride 2 (floor in time, ceil in
+    space), then spatial stride 2 per stage (ceil for odd sizes); the spatial head pools
+    min(4, T') frames with stride min(4, T')."""
     with torch.device("meta"):
         feats = _META_TINY.forward_intermediates(torch.empty(1, 3, t, h, w))
     t4 = t // 2
     k = min(4, t4)
-    assert tuple(feats["res5"].shape[2:]) == (t4, -(-h // 32), -(-w // 32))
-    assert tuple(feats["spatial_res5"].shape[2:]) == (t4 // k, -(-h // 16), -(-w // 16))
+    assert tuple(feats["res5"].shape[2:]) == (t4, -(-h // 16), -(-w // 16))
+    assert tuple(feats["spatial_res5"].shape[2:]) == (t4 // k, -(-h // 8), -(-w // 8))
     assert all(v.numel() > 0 for v in feats.values())

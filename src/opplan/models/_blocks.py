@@ -21,6 +21,7 @@ the 2D ``convK``/``bnK`` of a 3×3 convolution become ``convK.spatial``/``convK.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Literal
 
 from torch import Tensor, nn
@@ -73,13 +74,28 @@ class P3DConv(nn.Module):
         return h + y if self.pattern == "C" else y
 
 
-def _downsample(in_channels: int, out_channels: int, stride: int) -> nn.Sequential | None:
+def _downsample(
+    in_channels: int, out_channels: int, stride: int, avg_down: bool = False
+) -> nn.Sequential | None:
+    """The projection shortcut: 1×1×1 conv (spatial ``stride``) → BN, or with ``avg_down``
+    a 1×2×2 average pool → 1×1×1 conv → BN (ResNet-D, timm's ``avg_down``).
+
+    A strided 1×1×1 conv reads one position in ``stride**2`` and drops the rest; the average
+    pool feeds every position to the shortcut. Parameter names (``downsample.0/1``) are the same
+    either way, so 2D weights inflate into both.
+    """
     if stride == 1 and in_channels == out_channels:
         return None
-    return nn.Sequential(
-        nn.Conv3d(in_channels, out_channels, 1, (1, stride, stride), bias=False),
-        nn.BatchNorm3d(out_channels),
-    )
+    conv_stride = (1, stride, stride)
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    if avg_down and stride > 1:
+        layers["pool"] = nn.AvgPool3d(
+            conv_stride, conv_stride, ceil_mode=True, count_include_pad=False
+        )
+        conv_stride = (1, 1, 1)
+    layers["0"] = nn.Conv3d(in_channels, out_channels, 1, conv_stride, bias=False)
+    layers["1"] = nn.BatchNorm3d(out_channels)
+    return nn.Sequential(layers)
 
 
 class BasicBlock(nn.Module):
@@ -96,6 +112,7 @@ class BasicBlock(nn.Module):
         stride: spatial stride of the first convolution.
         pattern: P3D pattern of both convolutions.
         global_context: add the G-P3D global-context residual (§4).
+        avg_down: average-pool before the projection shortcut's 1×1×1 conv (ResNet-D).
     """
 
     expansion = 1
@@ -107,13 +124,14 @@ class BasicBlock(nn.Module):
         stride: int = 1,
         pattern: P3DPattern = "A",
         global_context: bool = False,
+        avg_down: bool = False,
     ) -> None:
         super().__init__()
         out_channels = planes * self.expansion
         self.conv1 = P3DConv(in_channels, planes, stride, pattern)
         self.conv2 = P3DConv(planes, out_channels, 1, pattern)
         self.gc = GlobalContext(out_channels) if global_context else None
-        self.downsample = _downsample(in_channels, out_channels, stride)
+        self.downsample = _downsample(in_channels, out_channels, stride, avg_down)
         self.act = nn.ReLU(inplace=True)
 
     def zero_init_last(self) -> None:
@@ -144,6 +162,7 @@ class Bottleneck(nn.Module):
         stride: spatial stride of the P3D convolution.
         pattern: P3D pattern.
         global_context: add the G-P3D global-context residual (§4).
+        avg_down: average-pool before the projection shortcut's 1×1×1 conv (ResNet-D).
     """
 
     expansion = 4
@@ -155,6 +174,7 @@ class Bottleneck(nn.Module):
         stride: int = 1,
         pattern: P3DPattern = "A",
         global_context: bool = False,
+        avg_down: bool = False,
     ) -> None:
         super().__init__()
         out_channels = planes * self.expansion
@@ -164,7 +184,7 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv3d(planes, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm3d(out_channels)
         self.gc = GlobalContext(out_channels) if global_context else None
-        self.downsample = _downsample(in_channels, out_channels, stride)
+        self.downsample = _downsample(in_channels, out_channels, stride, avg_down)
         self.act = nn.ReLU(inplace=True)
 
     def zero_init_last(self) -> None:

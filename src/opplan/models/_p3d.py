@@ -59,6 +59,8 @@ class P3DStem(nn.Module):
         stride_t: temporal stride of the conv (4 in the paper).
         stride: spatial stride of the conv (2).
         pool: whether to apply the 1×3×3 max pool with spatial stride 2.
+        kernel: spatial kernel of the conv (7 in the paper).
+        pool_t: temporal kernel and stride of the max pool (1 in the paper: the pool is 1×3×3).
     """
 
     def __init__(
@@ -69,20 +71,24 @@ class P3DStem(nn.Module):
         stride_t: int = 4,
         stride: int = 2,
         pool: bool = True,
+        kernel: int = 7,
+        pool_t: int = 1,
     ) -> None:
         super().__init__()
         pad_t = max(kernel_t - stride_t, 0) // 2
         self.conv = nn.Conv3d(
             in_channels,
             out_channels,
-            (kernel_t, 7, 7),
+            (kernel_t, kernel, kernel),
             (stride_t, stride, stride),
-            (pad_t, 3, 3),
+            (pad_t, kernel // 2, kernel // 2),
             bias=False,
         )
         self.bn = nn.BatchNorm3d(out_channels)
         self.act = nn.ReLU(inplace=True)
-        self.pool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)) if pool else nn.Identity()
+        self.pool = (
+            nn.MaxPool3d((pool_t, 3, 3), (pool_t, 2, 2), (0, 1, 1)) if pool else nn.Identity()
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pool(self.act(self.bn(self.conv(x))))
@@ -101,6 +107,8 @@ class P3DResNet(nn.Module):
         stem_stride_t: temporal stride of the stem convolution (4 in Fig. 3).
         stem_stride: spatial stride of the stem convolution (2).
         stem_pool: apply the stem's 1×3×3 max pool (spatial stride 2).
+        stem_kernel: spatial kernel of the stem convolution (7).
+        stem_pool_t: temporal kernel and stride of the stem's max pool (1).
         block_pattern: ``"A"`` (the paper) or ``"ABC"`` (cycle P3D-A/B/C over all blocks).
         global_context: G-P3D's global-context residual in every block.
         dual_head: DG-P3D's temporal and spatial heads (otherwise one head after res5).
@@ -109,6 +117,9 @@ class P3DResNet(nn.Module):
         drop_rate: dropout before each FC.
         in_channels: input channels.
         zero_init_last: zero the last BN of every residual branch (blocks start as identity).
+        avg_down: ResNet-D projection shortcuts (1×2×2 average pool, then the 1×1×1 conv) instead
+            of a strided 1×1×1 conv, which reads a quarter of the positions; the tiny variants
+            need it (see :mod:`opplan.models._zoo`).
         frozen_bn: freeze every BN but the first (§5.2), see :func:`opplan.models.freeze_bn`.
 
     Example:
@@ -131,6 +142,8 @@ class P3DResNet(nn.Module):
         stem_stride_t: int = 4,
         stem_stride: int = 2,
         stem_pool: bool = True,
+        stem_kernel: int = 7,
+        stem_pool_t: int = 1,
         block_pattern: Literal["A", "ABC"] = "A",
         global_context: bool = False,
         dual_head: bool = False,
@@ -138,6 +151,7 @@ class P3DResNet(nn.Module):
         drop_rate: float = 0.5,
         in_channels: int = 3,
         zero_init_last: bool = True,
+        avg_down: bool = False,
         frozen_bn: bool = False,
     ) -> None:
         super().__init__()
@@ -152,14 +166,26 @@ class P3DResNet(nn.Module):
             )
         if spatial_pool_t < 1:
             raise ValueError(f"spatial_pool_t must be >= 1, got {spatial_pool_t}")
+        if stem_kernel < 1 or stem_kernel % 2 == 0:
+            raise ValueError(f"stem_kernel must be odd and >= 1, got {stem_kernel}")
+        if stem_pool_t < 1:
+            raise ValueError(f"stem_pool_t must be >= 1, got {stem_pool_t}")
         block_cls = _BLOCKS[block]
         self.block_pattern = block_pattern
         self.global_context = global_context
         self.dual_head = dual_head
         self.spatial_pool_t = spatial_pool_t
         self.drop_rate = drop_rate
+        self.avg_down = avg_down
         self.stem = P3DStem(
-            in_channels, stem_width, stem_kernel_t, stem_stride_t, stem_stride, stem_pool
+            in_channels,
+            stem_width,
+            stem_kernel_t,
+            stem_stride_t,
+            stem_stride,
+            stem_pool,
+            stem_kernel,
+            stem_pool_t,
         )
         channels = stem_width
         start = 0  # index of the next block in the A/B/C cycle (over the whole network)
@@ -201,7 +227,9 @@ class P3DResNet(nn.Module):
             pattern: P3DPattern = "A" if self.block_pattern == "A" else "ABC"[(start + j) % 3]
             first_stride = stride if j == 0 else 1
             blocks.append(
-                block_cls(in_channels, planes, first_stride, pattern, self.global_context)
+                block_cls(
+                    in_channels, planes, first_stride, pattern, self.global_context, self.avg_down
+                )
             )
             in_channels = planes * block_cls.expansion
         return nn.Sequential(*blocks), in_channels
