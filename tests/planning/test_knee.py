@@ -159,3 +159,19 @@ def test_stopper_validates_arguments():
         KneeStopper(0.0, max_epochs=0)
     with pytest.raises(ValueError):
         KneeStopper(0.0, family="cubic")
+
+
+def test_min_epochs_floor_waits_out_a_flat_start():
+    t = np.arange(120, dtype=float)
+    # flat for ~20 epochs, then a rise and a slow decline: not a Table 1 shape at the start
+    curve = 0.1 + 0.5 / (1 + np.exp(-(t - 25) / 2.5)) - 1e-4 * t**2
+    curve += np.random.default_rng(0).normal(0, 0.01, t.size)
+    curve[0] = 0.0
+    plain = KneeStopper(y0=0.0, delay=4, max_epochs=119)
+    assert run_stopper(plain, curve) < 12  # the paper's rule stops on the plateau
+    floored = KneeStopper(y0=0.0, delay=4, max_epochs=119, min_epochs=30)
+    stop = run_stopper(floored, curve)
+    assert stop >= 30 and floored.knee_epoch >= 25
+    assert floored.value > plain.value + 0.2
+    with pytest.raises(ValueError, match="min_epochs"):
+        KneeStopper(0.0, max_epochs=10, min_epochs=11)

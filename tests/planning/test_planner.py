@@ -223,3 +223,13 @@ def test_journal_events_in_order(tmp_path):
     assert ops.count("transition_started") == ops.count("transition_finished") == 2
     assert ops.count("state_resolved") == 2
     json.dumps(read_journal(tmp_path / "journal.jsonl"))  # plain JSON throughout
+
+
+def test_min_epochs_from_initial_applies_to_training_from_scratch_only(tmp_path):
+    graph = TransitionGraph.build("basic", ["uniform"], [8, 16], [0.1, 0.01])
+    opts = PlannerOptions(delay=2, max_epochs=40, min_epochs_from_initial=15)
+    plan = run_plan(tmp_path, graph, RandomLandscape(seed=11, noise=0.0), opts)
+    from_scratch = [t for t in plan.transitions if t.src.is_initial]
+    later = [t for t in plan.transitions if not t.src.is_initial]
+    assert from_scratch and all(t.epochs_trained >= 15 for t in from_scratch)
+    assert any(t.epochs_trained < 15 for t in later)

@@ -70,6 +70,12 @@ class PlannerConfig(_Strict):
         "fitted", description="edge value: fitted peak, or observed score at the knee epoch"
     )
     keep_checkpoints: bool = Field(False, description="keep every epoch's checkpoint")
+    min_epochs: Annotated[int, Field(ge=0)] = Field(
+        0, description="no transition stops before this epoch (0: the paper's rule)"
+    )
+    min_epochs_from_initial: Annotated[int, Field(ge=0)] = Field(
+        0, description="the same floor for transitions from the initialization only"
+    )
 
     def options(self) -> PlannerOptions:
         return PlannerOptions(**self.model_dump())

@@ -211,6 +211,10 @@ class KneeStopper:
         max_epochs: hard cap; a curve that keeps rising, or fits that keep failing, stop here
             (falling back to the best observed epoch when no fit succeeds).
         family: Table 1 family used for the fits.
+        min_epochs: never stop before this epoch (a warm-up floor, 0 = the paper's rule). For
+            training from scratch whose curve is flat for its first epochs -- a shape no
+            unimodal Table 1 curve describes -- a floor keeps an early flat knee from ending
+            the transition before learning starts.
 
     Example:
         >>> stopper = KneeStopper(y0=0.0, delay=3, max_epochs=50)
@@ -225,6 +229,7 @@ class KneeStopper:
     delay: int = 10
     max_epochs: int = 100
     family: str = "exponential"
+    min_epochs: int = 0
     scores: list[float] = field(default_factory=list, init=False)
     fits: list[KneeFit] = field(default_factory=list, init=False)
     stopped_at: int | None = field(default=None, init=False)
@@ -238,6 +243,8 @@ class KneeStopper:
             raise ValueError(f"delay must be >= 0, got {self.delay}")
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if not 0 <= self.min_epochs <= self.max_epochs:
+            raise ValueError(f"min_epochs must be in [0, max_epochs], got {self.min_epochs}")
         if self.family not in FAMILIES:
             raise ValueError(f"unknown curve family {self.family!r}")
         self.scores = [float(self.y0)]
@@ -265,7 +272,7 @@ class KneeStopper:
         if t >= self.delay:
             fit = fit_curve(self.scores, self.family, horizon=self.max_epochs)
             self.fits.append(fit)
-            if fit.success and t >= fit.knee_epoch + self.delay:
+            if fit.success and t >= max(fit.knee_epoch + self.delay, self.min_epochs):
                 self._stop(fit.knee_epoch, fit.peak, "knee + delay reached")
                 return True
         if t >= self.max_epochs:

@@ -38,6 +38,9 @@ class PlannerOptions:
             of one evaluation); ``observed`` -- the score measured at the knee epoch, as in
             the paper's V(Si -> Sj).
         keep_checkpoints: keep every epoch checkpoint instead of releasing the unused ones.
+        min_epochs: no transition stops before this epoch (default 0: the paper's rule).
+        min_epochs_from_initial: the same floor for transitions out of the initial state
+            only (training from scratch often starts with a flat stretch).
     """
 
     delay: int = 10
@@ -45,6 +48,8 @@ class PlannerOptions:
     family: str = "exponential"
     value: Literal["fitted", "observed"] = "fitted"
     keep_checkpoints: bool = False
+    min_epochs: int = 0
+    min_epochs_from_initial: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,7 +127,10 @@ class Planner:
         opts = self.options
         start_record = None if src.is_initial else self.progress.states[src]
         y0 = 0.0 if start_record is None else start_record.observed
-        stopper = KneeStopper(y0, opts.delay, opts.max_epochs, opts.family)
+        floor = max(opts.min_epochs, opts.min_epochs_from_initial if src.is_initial else 0)
+        stopper = KneeStopper(
+            y0, opts.delay, opts.max_epochs, opts.family, min(floor, opts.max_epochs)
+        )
         edge_id = f"{src.slug}__{dst.slug}"
         stop = False
         if partial is None or partial.epochs_trained == 0:

@@ -21,7 +21,8 @@ __all__ = ["brute_force", "run_plan", "simulate_edge"]
 
 def simulate_edge(landscape: Landscape, src, dst, y0: float, opts: PlannerOptions):
     """(knee, observed, value) of one transition, computed directly from the landscape."""
-    stopper = KneeStopper(y0, opts.delay, opts.max_epochs, opts.family)
+    floor = max(opts.min_epochs, opts.min_epochs_from_initial if src.is_initial else 0)
+    stopper = KneeStopper(y0, opts.delay, opts.max_epochs, opts.family, floor)
     epoch = 0
     while True:
         epoch += 1
