@@ -238,3 +238,33 @@ def test_unreadable_video_is_replaced_counted_or_fatal_with_strict(tiny_data, tm
     health = json.loads((tmp_path / "lenient" / "data_health.json").read_text())
     assert [Path(p).name for p in health["bad_files"]] == [Path(first).name]
     assert health["total_failures"] >= 1
+
+
+def test_synthetic_dataset_of_another_config_is_refused(tmp_path, capsys):
+    from opplan.config import parse_config
+    from opplan.engine.build import ensure_dataset
+    from opplan.errors import ConfigError
+
+    def data(videos):
+        return parse_config(
+            {
+                "trainer": {
+                    "kind": "video",
+                    "data": {
+                        "root": str(tmp_path / "d"),
+                        "synthetic": {
+                            "task": "tempo",
+                            "videos_per_class": videos,
+                            "size": 16,
+                            "min_frames": 16,
+                            "max_frames": 20,
+                        },
+                    },
+                }
+            }
+        ).trainer.data
+
+    ensure_dataset(data(2), log=lambda _: None)
+    ensure_dataset(data(2), log=lambda _: None)  # the same dataset: reused
+    with pytest.raises(ConfigError, match="videos_per_class: .* videos_per_class=2"):
+        ensure_dataset(data(3), log=lambda _: None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +42,9 @@ _READERS = {
 def ensure_dataset(data: DataConfig, log: Callable[[str], None] = print) -> Path:
     """The dataset root; a configured synthetic dataset is generated there if missing."""
     root = Path(data.root)
+    manifest = root / "manifest.json"
+    if data.synthetic is not None and manifest.is_file():
+        _check_manifest(data, json.loads(manifest.read_text()))
     if data.synthetic is not None and not (root / data.train_list).exists():
         from opplan.video.synthetic import generate_dataset
 
@@ -58,6 +62,28 @@ def ensure_dataset(data: DataConfig, log: Callable[[str], None] = print) -> Path
     if not (root / data.train_list).is_file():
         raise ConfigError(f"data.train_list: {root / data.train_list} not found")
     return root
+
+
+def _check_manifest(data: DataConfig, manifest: dict[str, Any]) -> None:
+    """A synthetic dataset already in ``data.root`` must be the one the config describes."""
+    assert data.synthetic is not None
+    syn = data.synthetic
+    scene = manifest.get("scene", {})
+    found = {
+        "task": manifest.get("task"),
+        "seed": manifest.get("seed"),
+        "videos_per_class": manifest.get("videos_per_class"),
+        "size": scene.get("size"),
+        "min_frames": scene.get("min_frames"),
+        "max_frames": scene.get("max_frames"),
+    }
+    for key, value in found.items():
+        if value != getattr(syn, key):
+            raise ConfigError(
+                f"data.synthetic.{key}: {data.root} holds a dataset generated with "
+                f"{key}={value!r}, the config asks for {getattr(syn, key)!r}; delete "
+                f"{data.root} or choose another data.root"
+            )
 
 
 def load_lists(data: DataConfig, split: str) -> tuple[list[VideoRecord], int]:
