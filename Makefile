@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_RUN ?= runs/demo
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo demo-simulated test test-all lint bench clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,18 @@ $(STAMP): pyproject.toml | $(PY)
 	@$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+OPPLAN := $(VENV)/bin/opplan
+
+# The main job on the built-in data: plan, train the found path, test it (resumable).
 demo: $(STAMP)
-	@$(VENV)/bin/opplan plan configs/demo.yaml --out $(DEMO_RUN) --resume
+	@$(OPPLAN) plan configs/demo.yaml --out $(DEMO_RUN) --resume
+	@$(OPPLAN) train configs/demo.yaml --recipe $(DEMO_RUN)/recipe.yaml --out $(DEMO_RUN)/final --resume
+	@$(OPPLAN) evaluate configs/demo.yaml --checkpoint $(DEMO_RUN)/final/model.pt --out $(DEMO_RUN)/final/test.json
+	@echo "report: $(DEMO_RUN)/report/README.md   test: $(DEMO_RUN)/final/test.json"
+
+# The planner alone on the simulated trainer (seconds).
+demo-simulated: $(STAMP)
+	@$(OPPLAN) plan configs/simulated.yaml --out runs/simulated --resume
 
 test: $(STAMP)
 	@$(PY) -m pytest -q -m "not slow"
