@@ -266,5 +266,5 @@ def test_synthetic_dataset_of_another_config_is_refused(tmp_path, capsys):
 
     ensure_dataset(data(2), log=lambda _: None)
     ensure_dataset(data(2), log=lambda _: None)  # the same dataset: reused
-    with pytest.raises(ConfigError, match="videos_per_class: .* videos_per_class=2"):
+    with pytest.raises(ConfigError, match=r"videos_per_class: .* videos_per_class=2"):
         ensure_dataset(data(3), log=lambda _: None)
