@@ -107,11 +107,11 @@ def run_show(args: argparse.Namespace) -> int:
     events = read_journal(run.journal)
     if not events:
         raise RunDirError(f"{run.root}: no plan.json and no journal -- not a plan run directory")
-    from opplan.planning.plan import _transition_dict
+    from opplan.planning.plan import transition_dict
     from opplan.planning.progress import Progress
 
     progress = Progress.replay(events)
-    partial = {"transitions": [_transition_dict(t) for t in progress.transitions.values()]}
+    partial = {"transitions": [transition_dict(t) for t in progress.transitions.values()]}
     console.print(transitions_table(partial, chosen=set()))
     running = [t for t in progress.transitions.values() if not t.finished]
     for t in running:

@@ -30,7 +30,7 @@ from opplan.planning.state import TrainingState
 if TYPE_CHECKING:
     from opplan.planning.planner import PlannerOptions
 
-__all__ = ["Plan", "PlanStep"]
+__all__ = ["Plan", "PlanStep", "step_state", "transition_dict"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Plan:
             "value": self.value,
             "final_checkpoint": self.final_checkpoint,
             "path": [s.to_dict() for s in self.path],
-            "transitions": [_transition_dict(t) for t in self.transitions],
+            "transitions": [transition_dict(t) for t in self.transitions],
             "states": {
                 str(s): {
                     "best_from": str(r.best_src),
@@ -127,7 +127,18 @@ class Plan:
         atomic_write_text(run / "recipe.yaml", header + body)
 
 
-def _transition_dict(t: TransitionRecord) -> dict[str, Any]:
+def step_state(step: dict[str, Any]) -> TrainingState:
+    """The state of one ``plan.json`` path step."""
+    extra = tuple(
+        (k, v)
+        for k, v in step.items()
+        if k not in ("sampling", "clip_length", "lr", "epochs", "value", "from")
+    )
+    return TrainingState(step["sampling"], step["clip_length"], step["lr"], extra)
+
+
+def transition_dict(t: TransitionRecord) -> dict[str, Any]:
+    """One explored transition as it appears in ``plan.json``."""
     fit = t.final_fit
     return {
         "from": str(t.src),

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from opplan.planning.curves import FAMILIES
+from opplan.planning.plan import step_state
 from opplan.planning.state import TrainingState
 
 __all__ = [
@@ -45,17 +46,13 @@ def graph_figure_data(plan: dict[str, Any]) -> GraphFigureData:
     lengths = tuple(sorted({s.clip_length for s in states}))
     lrs = tuple(sorted({s.lr for s in states}, reverse=True))
     nodes = {str(s): (s.sampling, lengths.index(s.clip_length), lrs.index(s.lr)) for s in states}
-    chosen = {(step["from"], _name(step)): step["epochs"] for step in plan["path"]}
+    chosen = {(step["from"], str(step_state(step))): step["epochs"] for step in plan["path"]}
     edges = tuple(
         (t["from"], t["to"], (t["from"], t["to"]) in chosen, chosen.get((t["from"], t["to"])))
         for t in plan["transitions"]
     )
     values = {name: rec["value"] for name, rec in plan["states"].items()}
     return GraphFigureData(samplings, lengths, lrs, nodes, edges, plan["best_final_state"], values)
-
-
-def _name(step: dict[str, Any]) -> str:
-    return str(TrainingState(step["sampling"], step["clip_length"], step["lr"]))
 
 
 def render_graph(data: GraphFigureData, path: str | Path) -> None:
@@ -145,7 +142,7 @@ class CurvePanel:
 
 
 def curve_panels(plan: dict[str, Any]) -> list[CurvePanel]:
-    chosen = {(step["from"], _name(step)) for step in plan["path"]}
+    chosen = {(step["from"], str(step_state(step))) for step in plan["path"]}
     panels = []
     for t in plan["transitions"]:
         scores = np.asarray(t["scores"], dtype=float)

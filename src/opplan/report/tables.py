@@ -6,6 +6,8 @@ from typing import Any
 
 from rich.table import Table
 
+from opplan.planning.plan import step_state
+
 __all__ = ["path_table", "transitions_table"]
 
 
@@ -38,7 +40,7 @@ def path_table(plan: dict[str, Any]) -> Table:
 def transitions_table(plan: dict[str, Any], chosen: set[tuple[str, str]] | None = None) -> Table:
     """Every explored transition; the ones on the chosen path are marked with *."""
     if chosen is None:
-        chosen = {(s["from"], _state_name(s)) for s in plan.get("path", [])}
+        chosen = {(s["from"], str(step_state(s))) for s in plan.get("path", [])}
     table = Table(title="Explored transitions")
     for column in ("", "from", "to", "epochs", "knee", "value", "observed", "status"):
         table.add_column(column)
@@ -54,7 +56,3 @@ def transitions_table(plan: dict[str, Any], chosen: set[tuple[str, str]] | None 
             t["status"],
         )
     return table
-
-
-def _state_name(step: dict[str, Any]) -> str:
-    return f"{step['sampling']} {step['clip_length']}f lr={step['lr']!r}"
