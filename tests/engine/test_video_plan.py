@@ -268,3 +268,38 @@ def test_synthetic_dataset_of_another_config_is_refused(tmp_path, capsys):
     ensure_dataset(data(2), log=lambda _: None)  # the same dataset: reused
     with pytest.raises(ConfigError, match=r"videos_per_class: .* videos_per_class=2"):
         ensure_dataset(data(3), log=lambda _: None)
+
+
+def test_initialization_from_a_video_checkpoint_with_another_class_count(tmp_path):
+    from opplan.config import ModelConfig
+    from opplan.engine import save_checkpoint
+    from opplan.engine.build import make_model_factory
+
+    source = build_model("dg_p3d_tiny", num_classes=5)
+    save_checkpoint(tmp_path / "k400.pt", {"model": source.state_dict()})
+    factory = make_model_factory(
+        ModelConfig(name="dg_p3d_tiny", init=f"checkpoint:{tmp_path / 'k400.pt'}"), 10
+    )
+    net = factory()
+    assert net.get_classifier()[0].out_features == 10  # classifier re-initialised (§5.5)
+    backbone = {k: v for k, v in source.state_dict().items() if "fc" not in k}
+    for key, value in backbone.items():
+        assert torch.equal(net.state_dict()[key], value), key
+
+
+def test_initialization_from_imagenet_weights_inflates_them(tmp_path):
+    import torchvision
+
+    from opplan.config import ModelConfig
+    from opplan.engine.build import make_model_factory
+
+    resnet = torchvision.models.resnet50()
+    torch.save(resnet.state_dict(), tmp_path / "resnet50.pth")
+    factory = make_model_factory(
+        ModelConfig(name="p3d_resnet50", init=f"imagenet:{tmp_path / 'resnet50.pth'}"), 10
+    )
+    net = factory()
+    spatial = dict(net.named_parameters())["res2.0.conv2.spatial.weight"]
+    assert torch.equal(spatial[:, :, 0], resnet.layer1[0].conv2.weight)
+    with pytest.raises(Exception, match=r"model\.init"):
+        make_model_factory(ModelConfig(name="p3d_resnet50", init="imagenet:"), 10)
