@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -26,9 +26,6 @@ from opplan.fileio import atomic_write_json, atomic_write_text
 from opplan.planning.graph import TransitionGraph
 from opplan.planning.progress import Progress, StateRecord, TransitionRecord
 from opplan.planning.state import TrainingState
-
-if TYPE_CHECKING:
-    from opplan.planning.planner import PlannerOptions
 
 __all__ = ["Plan", "PlanStep", "step_state", "transition_dict"]
 
@@ -59,9 +56,7 @@ class Plan:
     final_checkpoint: str | None
 
     @classmethod
-    def from_progress(
-        cls, graph: TransitionGraph, progress: Progress, options: PlannerOptions | None = None
-    ) -> Plan:
+    def from_progress(cls, graph: TransitionGraph, progress: Progress) -> Plan:
         states = progress.states
         missing = [str(s) for s in graph.states if s not in states]
         if missing:

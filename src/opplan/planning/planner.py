@@ -54,6 +54,13 @@ class PlannerOptions:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def stopper(self, src: TrainingState, y0: float) -> KneeStopper:
+        """The knee stopper of a transition out of ``src`` starting from a ``y0`` model."""
+        floor = max(self.min_epochs, self.min_epochs_from_initial if src.is_initial else 0)
+        return KneeStopper(
+            y0, self.delay, self.max_epochs, self.family, min(floor, self.max_epochs)
+        )
+
 
 class PlannerCallback(Protocol):
     """Progress hooks (rich progress, TensorBoard); every method is optional."""
@@ -99,7 +106,7 @@ class Planner:
     def run(self) -> Plan:
         """Run (or continue, if ``progress`` came from a journal) the plan to the end."""
         if self.progress.finished is not None:
-            return Plan.from_progress(self.graph, self.progress, self.options)
+            return Plan.from_progress(self.graph, self.progress)
         started = time.monotonic()
         self._emit(Op.PLAN_STARTED, config_hash=self.config_hash, options=self.options.to_dict())
         for state in self.graph.states:  # topological order
@@ -111,7 +118,7 @@ class Planner:
                     self._run_transition(src, state, record)
             self._resolve(state)
             self._release_unneeded()
-        plan = Plan.from_progress(self.graph, self.progress, self.options)
+        plan = Plan.from_progress(self.graph, self.progress)
         if self.progress.finished is None:
             self._emit(
                 Op.PLAN_FINISHED,
@@ -124,13 +131,9 @@ class Planner:
     def _run_transition(
         self, src: TrainingState, dst: TrainingState, partial: TransitionRecord | None
     ) -> None:
-        opts = self.options
         start_record = None if src.is_initial else self.progress.states[src]
         y0 = 0.0 if start_record is None else start_record.observed
-        floor = max(opts.min_epochs, opts.min_epochs_from_initial if src.is_initial else 0)
-        stopper = KneeStopper(
-            y0, opts.delay, opts.max_epochs, opts.family, min(floor, opts.max_epochs)
-        )
+        stopper = self.options.stopper(src, y0)
         edge_id = f"{src.slug}__{dst.slug}"
         stop = False
         if partial is None or partial.epochs_trained == 0:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from opplan.planning import (
     Journal,
-    KneeStopper,
     Plan,
     Planner,
     PlannerOptions,
@@ -21,8 +20,7 @@ __all__ = ["brute_force", "run_plan", "simulate_edge"]
 
 def simulate_edge(landscape: Landscape, src, dst, y0: float, opts: PlannerOptions):
     """(knee, observed, value) of one transition, computed directly from the landscape."""
-    floor = max(opts.min_epochs, opts.min_epochs_from_initial if src.is_initial else 0)
-    stopper = KneeStopper(y0, opts.delay, opts.max_epochs, opts.family, floor)
+    stopper = opts.stopper(src, y0)
     epoch = 0
     while True:
         epoch += 1
