@@ -69,15 +69,19 @@ def test_flip_can_be_disabled():
     assert 0 < flipped < 20
 
 
+# no scale jitter, no normalization: outputs are the input pixels / 255
+FIXED_48 = TransformConfig(
+    scale_range=(48, 48),
+    crop_size=32,
+    eval_short_side=48,
+    test_crop_size=48,
+    mean=(0, 0, 0),
+    std=(1, 1, 1),
+)
+
+
 def test_plan_eval_is_centre_crop_and_deterministic():
-    cfg = TransformConfig(
-        scale_range=(48, 48),
-        crop_size=32,
-        eval_short_side=48,
-        test_crop_size=48,
-        mean=(0, 0, 0),
-        std=(1, 1, 1),
-    )
+    cfg = FIXED_48
     clip = _clip()
     out = build_transform(cfg, "plan_eval")(clip)
     assert out.shape == (3, 4, 32, 32)
@@ -88,14 +92,7 @@ def test_plan_eval_is_centre_crop_and_deterministic():
 
 
 def test_three_crops_cover_the_long_side():
-    cfg = TransformConfig(
-        scale_range=(48, 48),
-        crop_size=32,
-        eval_short_side=48,
-        test_crop_size=48,
-        mean=(0, 0, 0),
-        std=(1, 1, 1),
-    )
+    cfg = FIXED_48
     clip = _clip(2, 48, 64)
     lefts = []
     for index in range(3):
