@@ -1,8 +1,15 @@
 """Training along a fixed path (``opplan train``): the paper trains the final model this way
-once planning has found the path (§5.2). Resumable from the last epoch checkpoint."""
+once planning has found the path (§5.2). Resumable from the last epoch checkpoint.
+
+A step may carry a per-epoch learning-rate list (``lrs``) instead of its state's constant lr:
+that is how the cosine decay of the hand-tuned baselines (§5.3, ``opplan.baselines``) runs on
+this same loop.
+"""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +28,33 @@ __all__ = ["RecipeStep", "read_recipe", "train_recipe"]
 
 @dataclass(frozen=True)
 class RecipeStep:
+    """Train ``epochs`` epochs in ``state``.
+
+    Args:
+        lrs: optional learning rate of each epoch (length ``epochs``, at the reference batch
+            like ``state.lr``); ``None`` keeps ``state.lr`` for the whole step.
+    """
+
     state: TrainingState
     epochs: int
+    lrs: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.lrs is None:
+            return
+        lrs = tuple(self.lrs)
+        if len(lrs) != self.epochs:
+            raise ValueError(f"lrs has {len(lrs)} values for {self.epochs} epochs")
+        bad = [x for x in lrs if not (isinstance(x, int | float) and math.isfinite(x) and x > 0)]
+        if bad:
+            raise ValueError(f"lrs must be positive finite numbers, got {bad[0]!r}")
+        object.__setattr__(self, "lrs", tuple(float(x) for x in lrs))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {**self.state.to_dict(), "epochs": self.epochs}
+        if self.lrs is not None:
+            out["lrs"] = list(self.lrs)
+        return out
 
 
 def read_recipe(path: str | Path) -> list[RecipeStep]:
@@ -39,15 +71,19 @@ def read_recipe(path: str | Path) -> list[RecipeStep]:
             extra = tuple(
                 (key, v)
                 for key, v in raw.items()
-                if key not in ("sampling", "clip_length", "lr", "epochs")
+                if key not in ("sampling", "clip_length", "lr", "epochs", "lrs")
             )
             state = TrainingState(raw["sampling"], raw["clip_length"], raw["lr"], extra)
             epochs = raw["epochs"]
             if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
                 raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+            lrs = raw.get("lrs")
+            if lrs is not None and not isinstance(lrs, list):
+                raise ValueError(f"lrs must be a list, got {lrs!r}")
+            step = RecipeStep(state, epochs, None if lrs is None else tuple(lrs))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ConfigError(f"{p}: steps[{k}]: {err}") from None
-        steps.append(RecipeStep(state, epochs))
+        steps.append(step)
     return steps
 
 
@@ -83,6 +119,9 @@ def train_recipe(
             else:
                 trainer.start(step.state, previous)
             for epoch in range(len(events) + 1, step.epochs + 1):
+                tick = time.monotonic()
+                if step.lrs is not None:
+                    trainer.set_lr(step.lrs[epoch - 1])
                 metrics = trainer.train_epoch()
                 score = trainer.evaluate()
                 checkpoint = f"step{k}/e{epoch:03d}"
@@ -94,6 +133,7 @@ def train_recipe(
                     epoch=epoch,
                     score=score,
                     checkpoint=checkpoint,
+                    seconds=time.monotonic() - tick,
                     metrics=metrics,
                 )
                 history.append(event)
@@ -108,7 +148,7 @@ def train_recipe(
     final = trainer.checkpoint_dir / f"{previous}.pt"
     atomic_write_bytes(run / "model.pt", final.read_bytes())  # a stable name for the result
     summary = {
-        "steps": [{**s.state.to_dict(), "epochs": s.epochs} for s in steps],
+        "steps": [s.to_dict() for s in steps],
         "model": str(run / "model.pt"),
         "final_checkpoint": previous,
         "final_state": str(steps[-1].state),

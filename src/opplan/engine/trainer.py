@@ -230,6 +230,16 @@ class VideoTrainer:
     def release(self, checkpoint_id: str) -> None:
         self._path(checkpoint_id).unlink(missing_ok=True)
 
+    def set_lr(self, graph_lr: float) -> None:
+        """Change the learning rate within a state (per-epoch schedules such as the cosine
+        decay of the hand-tuned baselines, §5.3); linear scaling and the classifier's
+        multiplier apply as in :meth:`start`."""
+        _, optimizer, _ = self._require()
+        lr = self.optim.lr(graph_lr)
+        mults = (1.0, self.optim.classifier_lr_mult)  # the groups built by _build
+        for group, mult in zip(optimizer.param_groups, mults, strict=False):
+            group["lr"] = lr * mult
+
     # -- internals ----------------------------------------------------------------------
     def _path(self, checkpoint_id: str) -> Path:
         return self.checkpoint_dir / f"{checkpoint_id}.pt"
