@@ -63,7 +63,8 @@ class PyAVReader(VideoReader):
             wanted frames, fewer frames decoded for sparse samples).
 
     Raises:
-        VideoReadError: the file is missing, empty, has no video stream or cannot be opened.
+        VideoReadError: the file is missing, empty, has no video stream, cannot be opened or
+            has a codec FFmpeg cannot decode.
 
     Example:
         >>> with PyAVReader("clip.mp4") as reader:  # doctest: +SKIP
@@ -100,6 +101,9 @@ class PyAVReader(VideoReader):
             self._container.close()
             raise VideoReadError(self.path, "no video frames")
         self._stream = self._container.streams.video[0]
+        if self._stream.codec_context is None:  # FFmpeg has no decoder for this codec
+            self._container.close()
+            raise VideoReadError(self.path, "undecodable: no decoder for its video codec")
         count = decoder_threads(threads)
         self._stream.thread_type = "AUTO" if count > 1 else "SLICE"
         self._stream.thread_count = count
