@@ -29,6 +29,11 @@ class DataConfig(_Strict):
     validation split is carved out of it; ``val_list`` only gives that split its size."""
 
     root: str = Field(description="dataset root; list paths are relative to it")
+    allow_outside_root: bool = Field(
+        False,
+        description="accept list paths that lead outside root (absolute, or through '..'); "
+        "off: such a line is refused with its file:line",
+    )
     train_list: str = "train.txt"
     val_list: str | None = Field("val.txt", description="original validation list")
     test_list: str | None = Field("test.txt", description="list of the final test")

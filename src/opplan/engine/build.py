@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from opplan.video import (
     TransformConfig,
     VideoReader,
     VideoRecord,
+    check_clip_length,
     internal_val_split,
     open_video,
     read_frame_list,
@@ -94,15 +96,16 @@ def load_lists(data: DataConfig, split: str) -> tuple[list[VideoRecord], int]:
         raise ConfigError(f"data.{split}_list is not set")
     if not (root / name).is_file():
         raise ConfigError(f"data.{split}_list: {root / name} not found")
-    reader = _READERS[data.format]
-    records = reader(root / name, root=root, num_classes=data.num_classes)
+    reader = functools.partial(
+        _READERS[data.format],
+        root=root,
+        num_classes=data.num_classes,
+        allow_outside_root=data.allow_outside_root,
+    )
+    records = reader(root / name)
     if not records:
         raise ConfigError(f"data.{split}_list: {root / name} has no videos")
-    train = (
-        records
-        if split == "train"
-        else reader(root / data.train_list, root=root, num_classes=data.num_classes)
-    )
+    train = records if split == "train" else reader(root / data.train_list)
     num_classes = data.num_classes or 1 + max(r.label for r in (*train, *records))
     return records, num_classes
 
@@ -137,6 +140,11 @@ def make_model_factory(model: ModelConfig, num_classes: int) -> Callable[[], nn.
         )
     if path and not Path(path).is_file():
         raise ConfigError(f"model.init: {path} not found")
+    if kind == "checkpoint":
+        try:  # fail fast on an unreadable (or unsafe: weights_only) checkpoint
+            load_checkpoint(path)
+        except ValueError as err:
+            raise ConfigError(f"model.init: {err}") from None
     build_model(model.name, num_classes, **model.options)  # fail fast on a bad name/option
 
     def factory() -> nn.Module:
@@ -200,10 +208,12 @@ def build_video_trainer(
     log: Callable[[str], None] = print,
     purpose: Literal["plan", "train"] = "plan",
     strict: bool = False,
+    clip_length: int | None = None,
 ) -> VideoTrainer:
     """The trainer for planning (internal split, §5.1) or for training a recipe (the whole
     training list, scored on the original validation list). ``strict``: stop at the first
-    unreadable video instead of replacing it (``--strict``)."""
+    unreadable video instead of replacing it (``--strict``). ``clip_length``: the longest
+    clip the run samples; refused when it is longer than every training video."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     ensure_dataset(config.data, log)
@@ -214,6 +224,9 @@ def build_video_trainer(
         plan_train, num_classes = load_lists(config.data, "train")
         plan_val = load_lists(config.data, "val")[0]
         names = "original validation"
+    if clip_length is not None:
+        where = f"data.train_list ({Path(config.data.root) / config.data.train_list})"
+        check_clip_length(plan_train, clip_length, where=where)
     log(
         f"data: {len(plan_train)} training / {len(plan_val)} {names} videos, "
         f"{num_classes} classes; model {config.model.name}"

@@ -5,7 +5,9 @@ paper's reference list ``path num_frames label``; UCF101 and HMDB51 official spl
 Kinetics-400/600 CSV; Something-Something v2 JSON. Every reader tolerates spaces in paths
 (fields are split from the right), CRLF line ends, blank lines and a missing final newline.
 A malformed line raises :class:`~opplan.errors.ConfigError` naming ``file:line``; a label out
-of range is an error, never a silent wrong label.
+of range is an error, never a silent wrong label. Paths are joined with the dataset ``root``;
+one that leads outside it (absolute, or through ``..``) is refused naming ``file:line`` unless
+``allow_outside_root=True`` (the config's ``data.allow_outside_root``).
 
 Example:
     >>> records = read_video_list("train.txt", root="data", num_classes=10)  # doctest: +SKIP
@@ -77,8 +79,22 @@ def _check_label(
     return label
 
 
-def _join(root: str | os.PathLike[str] | None, path: str) -> str:
-    return os.path.join(os.fspath(root), path) if root is not None else path
+def _join(
+    root: str | os.PathLike[str] | None, path: str, where: str, allow_outside_root: bool
+) -> str:
+    """``root/path``; a path leading outside ``root`` (absolute, or through ``..``) is refused
+    unless allowed. The check is lexical: symlinks placed inside the root are followed."""
+    if root is None:
+        return path
+    joined = os.path.join(os.fspath(root), path)
+    if not allow_outside_root:
+        base = os.path.abspath(root)
+        if os.path.commonpath([base, os.path.abspath(joined)]) != base:
+            raise ConfigError(
+                f"{where}: path {path!r} lies outside the dataset root {os.fspath(root)} "
+                "(set data.allow_outside_root: true to accept it)"
+            )
+    return joined
 
 
 def _read_fields(
@@ -86,6 +102,7 @@ def _read_fields(
     names: Sequence[str],
     root: str | os.PathLike[str] | None,
     num_classes: int | None,
+    allow_outside_root: bool,
 ) -> list[VideoRecord]:
     records = []
     for number, line in _lines(file):
@@ -98,7 +115,8 @@ def _read_fields(
         frames = values.get("num_frames", values.get("total_frames"))
         if frames is not None and frames < 1:
             raise ConfigError(f"{file}:{number}: frame count must be >= 1, got {frames}")
-        records.append(VideoRecord(_join(root, parts[0]), label, frames))
+        path = _join(root, parts[0], f"{file}:{number}", allow_outside_root)
+        records.append(VideoRecord(path, label, frames))
     return records
 
 
@@ -106,30 +124,37 @@ def read_video_list(
     file: str | os.PathLike[str],
     *,
     root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
     num_classes: int | None = None,
 ) -> list[VideoRecord]:
     """Read a ``path label`` list (the format ``opplan data synth`` writes)."""
-    return _read_fields(file, ("path", "label"), root, num_classes)
+    return _read_fields(file, ("path", "label"), root, num_classes, allow_outside_root)
 
 
 def read_frame_list(
     file: str | os.PathLike[str],
     *,
     root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
     num_classes: int | None = None,
 ) -> list[VideoRecord]:
     """Read a raw-frame list ``dir total_frames label``."""
-    return _read_fields(file, ("path", "total_frames", "label"), root, num_classes)
+    return _read_fields(
+        file, ("path", "total_frames", "label"), root, num_classes, allow_outside_root
+    )
 
 
 def read_reference_list(
     file: str | os.PathLike[str],
     *,
     root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
     num_classes: int | None = None,
 ) -> list[VideoRecord]:
     """Read the paper's reference list ``path num_frames label``."""
-    return _read_fields(file, ("path", "num_frames", "label"), root, num_classes)
+    return _read_fields(
+        file, ("path", "num_frames", "label"), root, num_classes, allow_outside_root
+    )
 
 
 def write_video_list(file: str | os.PathLike[str], records: Sequence[VideoRecord]) -> None:
@@ -145,6 +170,7 @@ def read_ucf101_split(
     class_ind: str | os.PathLike[str],
     *,
     root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
 ) -> list[VideoRecord]:
     """Read a UCF101 ``trainlist0N.txt``/``testlist0N.txt`` with ``classInd.txt``.
 
@@ -173,7 +199,10 @@ def read_ucf101_split(
                     f"({name} = {label + 1})"
                 )
         records.append(
-            VideoRecord(_join(root, path), _check_label(split_file, number, label, len(classes)))
+            VideoRecord(
+                _join(root, path, f"{split_file}:{number}", allow_outside_root),
+                _check_label(split_file, number, label, len(classes)),
+            )
         )
     return records
 
@@ -184,6 +213,7 @@ def read_hmdb51_split(
     split: int = 1,
     subset: str = "train",
     root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
 ) -> list[VideoRecord]:
     """Read HMDB51 split files ``<class>_test_split<N>.txt`` (1 = train, 2 = test, 0 = unused).
 
@@ -204,7 +234,9 @@ def read_hmdb51_split(
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
                 raise ConfigError(f"{file}:{number}: expected 'video.avi 0|1|2', got {line!r}")
             if parts[1] == wanted:
-                records.append(VideoRecord(_join(root, f"{name}/{parts[0]}"), label))
+                where = f"{file}:{number}"
+                path = _join(root, f"{name}/{parts[0]}", where, allow_outside_root)
+                records.append(VideoRecord(path, label))
     return records
 
 
@@ -213,6 +245,7 @@ def read_kinetics_csv(
     *,
     classes: Sequence[str] | None = None,
     root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
     template: str = "{label}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4",
 ) -> list[VideoRecord]:
     """Read a Kinetics-400/600 CSV (``label,youtube_id,time_start,time_end,split[,is_cc]``).
@@ -255,7 +288,8 @@ def read_kinetics_csv(
             "time_start": _int(file, number, "time_start", row["time_start"]),
             "time_end": _int(file, number, "time_end", row["time_end"]),
         }
-        records.append(VideoRecord(_join(root, template.format(**fields)), index[row["label"]]))
+        path = _join(root, template.format(**fields), f"{file}:{number}", allow_outside_root)
+        records.append(VideoRecord(path, index[row["label"]]))
     return records
 
 
@@ -264,6 +298,7 @@ def read_ssv2_json(
     labels_file: str | os.PathLike[str],
     *,
     root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
     template: str = "{id}.webm",
 ) -> list[VideoRecord]:
     """Read Something-Something v2 ``*-train.json``/``*-validation.json`` with ``labels.json``.
@@ -286,7 +321,9 @@ def read_ssv2_json(
         if name not in index:
             raise ConfigError(f"{file}: entry {number}: class {name!r} not in {labels_file}")
         label = _check_label(file, number, index[name], len(index))
-        records.append(VideoRecord(_join(root, template.format(id=entry["id"])), label))
+        where = f"{file}: entry {number}"
+        path = _join(root, template.format(id=entry["id"]), where, allow_outside_root)
+        records.append(VideoRecord(path, label))
     return records
 
 
