@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(func=run_show)
 
 
-def _make_trainer(config, run, strict=False):  # type: ignore[no-untyped-def]
+def _make_trainer(config, run, strict=False, clip_length=None):  # type: ignore[no-untyped-def]
     trainer_cfg = config.trainer
     if trainer_cfg.kind == "simulated":
         from opplan.planning.simulate import DefaultLandscape, RandomLandscape, SimulatedTrainer
@@ -38,7 +38,7 @@ def _make_trainer(config, run, strict=False):  # type: ignore[no-untyped-def]
         return SimulatedTrainer(run.checkpoints, landscape, trainer_cfg.epoch_delay, reference)
     from opplan.engine.build import build_video_trainer
 
-    return build_video_trainer(trainer_cfg, run.root, strict=strict)
+    return build_video_trainer(trainer_cfg, run.root, strict=strict, clip_length=clip_length)
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -56,7 +56,8 @@ def run_plan(args: argparse.Namespace) -> int:
     run = RunDir(args.out)
     console = Console(highlight=False)
     # build the trainer first: a bad data path fails before anything is written to RUN
-    trainer = _make_trainer(config, run, strict=args.strict)
+    longest = max(s.clip_length for s in graph.states)
+    trainer = _make_trainer(config, run, strict=args.strict, clip_length=longest)
     progress = run.prepare(config, resume=args.resume)
     if progress.finished is None:
         console.print(

@@ -42,7 +42,7 @@ def run_train(args: argparse.Namespace) -> int:
     from opplan.config import dump_config
     from opplan.engine.build import build_video_trainer
     from opplan.engine.recipe import read_recipe, train_recipe
-    from opplan.errors import RunDirError
+    from opplan.errors import OpplanError, RunDirError
     from opplan.fileio import atomic_write_text
 
     config = _video_config(args.config)
@@ -55,7 +55,12 @@ def run_train(args: argparse.Namespace) -> int:
     if saved.exists() and saved.read_text() != dump_config(config):
         raise RunDirError(f"{run} holds the config of another run ({saved})")
     trainer = build_video_trainer(
-        config.trainer, run, console.print, purpose="train", strict=args.strict
+        config.trainer,
+        run,
+        console.print,
+        purpose="train",
+        strict=args.strict,
+        clip_length=max(step.state.clip_length for step in steps),
     )
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_text(saved, dump_config(config))
@@ -68,7 +73,12 @@ def run_train(args: argparse.Namespace) -> int:
             f"[dim](data {metrics['data_time']:.1f}s, compute {metrics['compute_time']:.1f}s)[/]"
         )
 
-    summary = train_recipe(trainer, steps, run, on_epoch)
+    try:
+        summary = train_recipe(trainer, steps, run, on_epoch)
+    except FloatingPointError as err:  # NaN/inf loss: the epochs before it stay resumable
+        raise OpplanError(
+            f"training diverged ({err}); lower that step's learning rate in {args.recipe}"
+        ) from None
     console.print(f"final model: {summary['model']}")
     return 0
 

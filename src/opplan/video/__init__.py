@@ -3,7 +3,8 @@
 Readers (:mod:`opplan.video.io`), frame sampling (:mod:`opplan.video.sampling`), transforms
 (:mod:`opplan.video.transforms`), annotation formats (:mod:`opplan.video.annotations`), the
 internal validation split (:mod:`opplan.video.splits`), the clip dataset
-(:mod:`opplan.video.datasets`), the bad-data policy (:mod:`opplan.video.health`) and the
+(:mod:`opplan.video.datasets`), the bad-data policy (:mod:`opplan.video.health`), start-up
+checks (:mod:`opplan.video.probe`) and the
 built-in synthetic datasets (:mod:`opplan.video.synthetic`).
 """
 
@@ -30,6 +31,7 @@ from opplan.video.io import (
     VideoReadError,
     open_video,
 )
+from opplan.video.probe import check_clip_length
 from opplan.video.sampling import ClipSampler, Sampling, ShortPolicy
 from opplan.video.splits import internal_val_split
 from opplan.video.transforms import TransformConfig, build_transform
@@ -50,6 +52,7 @@ __all__ = [
     "VideoRecord",
     "average_view_scores",
     "build_transform",
+    "check_clip_length",
     "internal_val_split",
     "open_video",
     "read_frame_list",
