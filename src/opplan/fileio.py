@@ -1,4 +1,10 @@
-"""Atomic file writes: a reader never sees a half-written file (temp file, then os.replace)."""
+"""Atomic file writes: a reader never sees a half-written file (temp file, then os.replace).
+
+A write that fails (no space left, no permission) removes its temporary file, leaves the
+previous version of the target untouched, and raises :class:`DiskWriteError`: an
+:class:`~opplan.errors.OpplanError` (the CLI prints one line and exits 1) that is also an
+``OSError``.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +14,39 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+from opplan.errors import OpplanError
+
+__all__ = ["DiskWriteError", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+
+
+class DiskWriteError(OpplanError, OSError):
+    """A file could not be written; the previous version of it is intact."""
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (and durably: fsync before the rename)."""
+    """Write ``data`` to ``path`` atomically (and durably: fsync before the rename).
+
+    Raises:
+        DiskWriteError: the write failed (e.g. ``ENOSPC``); nothing at ``path`` changed.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp: str | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, DiskWriteError):
+            raise DiskWriteError(
+                f"cannot write {target}: {err.strerror or err} (its previous version, if "
+                "any, is intact; fix the cause, then continue with --resume)"
+            ) from err
         raise
 
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 from opplan.errors import OpplanError
+from opplan.fileio import atomic_write_json
 
 __all__ = ["DataHealth", "DataHealthError"]
 
@@ -125,7 +125,7 @@ class DataHealth:
         epochs.setdefault(str(epoch), {"failures": 0, "bad_files": 0})["samples"] = num_samples
         summary["epochs"] = epochs
         if self.run_dir is not None:
-            _write_json(self.run_dir / HEALTH_FILE, summary)
+            atomic_write_json(self.run_dir / HEALTH_FILE, summary)
         if num_samples and len(this_epoch) > self.max_bad_fraction * num_samples:
             raise DataHealthError(self._too_many(this_epoch, num_samples))
         return summary
@@ -136,12 +136,3 @@ class DataHealth:
             f"{len(paths)} of {num_samples} samples unreadable in epoch {self.epoch} "
             f"(more than {self.max_bad_fraction:.1%}); fix or remove them:\n  {listing}"
         )
-
-
-def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
