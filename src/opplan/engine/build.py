@@ -14,6 +14,7 @@ from torch import nn
 
 from opplan.config import DataConfig, ModelConfig, VideoTrainerConfig
 from opplan.engine.checkpoint import load_checkpoint
+from opplan.engine.distributed import DistributedContext
 from opplan.engine.settings import OptimSettings
 from opplan.engine.trainer import VideoTrainer
 from opplan.errors import ConfigError
@@ -209,14 +210,22 @@ def build_video_trainer(
     purpose: Literal["plan", "train"] = "plan",
     strict: bool = False,
     clip_length: int | None = None,
+    dist: DistributedContext | None = None,
 ) -> VideoTrainer:
     """The trainer for planning (internal split, §5.1) or for training a recipe (the whole
     training list, scored on the original validation list). ``strict``: stop at the first
     unreadable video instead of replacing it (``--strict``). ``clip_length``: the longest
-    clip the run samples; refused when it is longer than every training video."""
+    clip the run samples; refused when it is longer than every training video. ``dist``:
+    the torchrun process group of a data-parallel run (rank 0 generates a synthetic
+    dataset while the other ranks wait; each rank trains on ``dist.device``)."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    ensure_dataset(config.data, log)
+    dist = dist or DistributedContext()
+    if dist.is_main:
+        ensure_dataset(config.data, log)
+    dist.barrier()
+    if not dist.is_main:
+        ensure_dataset(config.data, log)
     if purpose == "plan":
         plan_train, plan_val, num_classes = planning_split(config.data, config.seed)
         names = "internal validation"
@@ -240,10 +249,11 @@ def build_video_trainer(
         transform=transform_config(config.data),
         optim=optim,
         seed=config.seed,
-        device=resolve_device(config.device),
+        device=dist.device if dist.enabled else resolve_device(config.device),
         num_workers=config.data.num_workers,
         eval_batch=config.eval_batch,
         metric=config.metric,
         dataset_options=dataset_options(config.data),
         health=DataHealth(run_dir, max_bad_fraction=config.data.max_bad_fraction, strict=strict),
+        dist=dist,
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from opplan.engine.distributed import ReplicaJournal
 from opplan.engine.trainer import VideoTrainer
 from opplan.errors import ConfigError
 from opplan.fileio import atomic_write_bytes, atomic_write_json
@@ -98,16 +99,18 @@ def train_recipe(
     Each epoch ends with a checkpoint ``step<k>/e<epoch>`` and a journal event; the older
     epoch checkpoints of a step are released. Returns (and writes ``RUN/train.json``) the
     per-epoch validation scores and the final checkpoint id; the final model is copied to
-    ``RUN/model.pt``.
+    ``RUN/model.pt``. Data parallel (``trainer.dist``), every rank trains and only rank 0
+    writes the journal, ``model.pt`` and ``train.json``.
     """
     run = Path(run_dir)
+    is_main = trainer.dist.is_main
     done: dict[int, list[dict[str, Any]]] = {}
     for event in read_journal(run / "train_journal.jsonl"):
         if event["op"] == Op.EPOCH_SCORED.value:
             done.setdefault(int(event["step"]), []).append(event)
     previous: str | None = None
     history: list[dict[str, Any]] = []
-    with Journal(run / "train_journal.jsonl") as journal:
+    with Journal(run / "train_journal.jsonl") if is_main else ReplicaJournal() as journal:
         for k, step in enumerate(steps):
             events = done.get(k, [])
             history.extend(events)
@@ -146,7 +149,8 @@ def train_recipe(
                 trainer.release(f"step{k - 1}/e{steps[k - 1].epochs:03d}")
     assert previous is not None
     final = trainer.checkpoint_dir / f"{previous}.pt"
-    atomic_write_bytes(run / "model.pt", final.read_bytes())  # a stable name for the result
+    if is_main:
+        atomic_write_bytes(run / "model.pt", final.read_bytes())  # a stable name for the result
     summary = {
         "steps": [s.to_dict() for s in steps],
         "model": str(run / "model.pt"),
@@ -154,5 +158,6 @@ def train_recipe(
         "final_state": str(steps[-1].state),
         "scores": [{"step": e["step"], "epoch": e["epoch"], "score": e["score"]} for e in history],
     }
-    atomic_write_json(run / "train.json", summary)
+    if is_main:
+        atomic_write_json(run / "train.json", summary)
     return summary

@@ -18,10 +18,17 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Subset
 
 from opplan.engine.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
-from opplan.engine.metrics import PlanMetric, plan_score
+from opplan.engine.distributed import (
+    DistributedContext,
+    all_reduce_gradients,
+    average_buffers,
+    plan_steps,
+)
+from opplan.engine.metrics import PlanMetric, plan_score, topk_correct
 from opplan.engine.settings import OptimSettings
 from opplan.models import freeze_bn, fuse_heads, heads_loss
 from opplan.planning.state import TrainingState
@@ -43,6 +50,15 @@ def _classifier_parameters(model: nn.Module) -> list[nn.Parameter]:
     return list(head.parameters()) if isinstance(head, nn.Module) else []
 
 
+def _shuffled_batches(size: int, micro: int, seed: int) -> list[list[int]]:
+    """The index batches of ``DataLoader(shuffle=True, generator=seeded)`` for one epoch:
+    the single-process order, drawn by the DataLoader itself over ``range(size)``."""
+    order = DataLoader(
+        range(size), batch_size=micro, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
+    return [batch.tolist() for batch in order]
+
+
 class VideoTrainer:
     """Trains and scores one model along the planner's transitions.
 
@@ -56,6 +72,10 @@ class VideoTrainer:
         optim: SGD and batch settings.
         metric: ``top1`` or ``mean_top135`` (the reference implementation's score).
         on_batch: called after each optimizer step with ``(step, steps, metrics)``.
+        dist: the process group of a data-parallel transition (torchrun); default one
+            process. Each rank then trains on its share of every optimizer step (same
+            effective batch and learning rate), scores its shard of the validation split,
+            and only rank 0 writes checkpoints (see :mod:`opplan.engine.distributed`).
     """
 
     def __init__(
@@ -75,6 +95,7 @@ class VideoTrainer:
         dataset_options: Mapping[str, Any] | None = None,
         health: DataHealth | None = None,
         on_batch: Callable[[int, int, dict[str, float]], None] | None = None,
+        dist: DistributedContext | None = None,
     ) -> None:
         self.model_factory = model_factory
         self.train_records = list(train_records)
@@ -90,6 +111,8 @@ class VideoTrainer:
         self.dataset_options = dict(dataset_options or {})
         self.health = health or DataHealth()
         self.on_batch = on_batch
+        self.dist = dist or DistributedContext(device=self.device)
+        self._ddp: DistributedDataParallel | None = None
         self.amp = self.optim.amp if self.optim.amp is not None else self.device.type == "cuda"
         self._datasets: dict[tuple[str, int, str], VideoClipDataset] = {}
         self.model: nn.Module | None = None
@@ -128,58 +151,76 @@ class VideoTrainer:
 
     def train_epoch(self) -> dict[str, float]:
         model, optimizer, state = self._require()
+        world, rank = self.dist.world_size, self.dist.rank
         self.epoch += 1
         seed = derive_seed(self.seed, self.origin, state, self.epoch)
-        torch.manual_seed(seed)
+        # rank 0 draws (dropout) like one process; other ranks from their own stream
+        torch.manual_seed(seed if rank == 0 else derive_seed(seed, "rank", rank))
         dataset = self._dataset(state, "train")
         dataset.seed = derive_seed(self.seed, self.origin, state)
         dataset.set_epoch(self.epoch)
         micro = self.optim.micro_batch_for(state.clip_length)
         accumulate = self.optim.accumulation_steps(state.clip_length)
+        # the micro-batches one process would draw, shared out over the ranks step by step
+        steps = plan_steps(_shuffled_batches(len(dataset), micro, seed), accumulate, world)
         loader = DataLoader(
             dataset,
-            batch_size=micro,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(seed),
+            batch_sampler=[batch for step in steps for batch in step[rank]],
+            generator=torch.Generator().manual_seed(seed),  # workers' seeds, as before
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
         )
         model.train()
+        net = self._ddp if self._ddp is not None else model
         criterion = nn.CrossEntropyLoss(label_smoothing=self.optim.label_smoothing)
-        steps = -(-len(loader) // accumulate)  # optimizer steps this epoch
-        step = 0
         totals = {"loss": 0.0, "data_time": 0.0, "compute_time": 0.0, "clips": 0.0}
         optimizer.zero_grad(set_to_none=True)
+        batches = iter(loader)
         tick = time.perf_counter()
-        for i, (clips, labels, _) in enumerate(loader):
-            fetched = time.perf_counter()
-            totals["data_time"] += fetched - tick
-            clips = clips.to(self.device, non_blocking=True)
-            labels = labels.to(self.device, non_blocking=True)
-            autocast = (
-                torch.autocast(self.device.type, dtype=torch.float16)
-                if self.amp
-                else nullcontext()
-            )
-            with autocast:
-                loss = heads_loss(model(clips), labels, criterion)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {self.epoch}, batch {i}")
-            scaled = loss * len(labels) / (micro * accumulate)
-            if self.scaler is not None:
-                self.scaler.scale(scaled).backward()
-            else:
-                scaled.backward()
-            totals["loss"] += loss.item() * len(labels)
-            totals["clips"] += len(labels)
-            if (i + 1) % accumulate == 0 or i + 1 == len(loader):
-                self._step(model, optimizer)
-                step += 1
-                if self.on_batch is not None:
-                    self.on_batch(step, steps, {"loss": loss.item()})
+        for k, step in enumerate(steps):
+            mine = step[rank]
+            # DDP synchronizes on each rank's last micro-batch; only the epoch's last step
+            # can leave ranks with different counts, reduced by hand below
+            even = all(len(share) == len(mine) for share in step)
+            for j in range(len(mine)):
+                clips, labels, _ = next(batches)
+                fetched = time.perf_counter()
+                totals["data_time"] += fetched - tick
+                clips = clips.to(self.device, non_blocking=True)
+                labels = labels.to(self.device, non_blocking=True)
+                sync = self._ddp is None or (even and j == len(mine) - 1)
+                with nullcontext() if sync else net.no_sync():  # type: ignore[operator]
+                    with self._autocast():
+                        loss = heads_loss(net(clips), labels, criterion)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"loss is {loss.item()} at epoch {self.epoch}, step {k + 1}"
+                        )
+                    # DDP averages over ranks: scaled by world, the step's gradient is the
+                    # mean over the effective batch, as in one process
+                    scaled = loss * (len(labels) * world) / (micro * accumulate)
+                    if self.scaler is not None:
+                        self.scaler.scale(scaled).backward()
+                    else:
+                        scaled.backward()
+                totals["loss"] += loss.item() * len(labels)
+                totals["clips"] += len(labels)
+                tick = time.perf_counter()
+                totals["compute_time"] += tick - fetched
+            if not even:
+                all_reduce_gradients([p for p in model.parameters() if p.requires_grad], world)
+            self._step(model, optimizer)
+            totals["compute_time"] += time.perf_counter() - tick
             tick = time.perf_counter()
-            totals["compute_time"] += tick - fetched
-        self.health.end_epoch(num_samples=len(dataset))  # stops past the bad-video budget
+            if self.on_batch is not None:
+                self.on_batch(k + 1, len(steps), {"loss": loss.item() if mine else float("nan")})
+        if self.dist.enabled:
+            average_buffers(model, world)  # one set of BatchNorm statistics for evaluation
+            totals["loss"], totals["clips"] = self.dist.all_reduce_sum(
+                [totals["loss"], totals["clips"]], torch.float64
+            )
+        if self.dist.is_main:  # every rank's records are in RUN/.data_health by now
+            self.health.end_epoch(num_samples=len(dataset))  # stops past the bad-video budget
         clips_seen = max(totals.pop("clips"), 1.0)
         metrics = {
             "loss": totals["loss"] / clips_seen,
@@ -193,42 +234,56 @@ class VideoTrainer:
 
     @torch.no_grad()
     def evaluate(self) -> float:
+        """Top-1 (or mean top-1/3/5) on the planning validation split, one clip per video.
+
+        Data parallel: each rank scores the fixed shard ``rank::world`` and the correct
+        counts are summed, so every rank returns the single-process score.
+        """
         model, _, state = self._require()
         dataset = self._dataset(state, "plan_eval")
-        loader = DataLoader(dataset, batch_size=self.eval_batch, num_workers=self.num_workers)
+        world, rank = self.dist.world_size, self.dist.rank
+        shard = Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
+        loader = DataLoader(shard, batch_size=self.eval_batch, num_workers=self.num_workers)
         model.eval()
         scores, labels = [], []
         for clips, target, _ in loader:
-            with (
-                torch.autocast(self.device.type, dtype=torch.float16)
-                if self.amp
-                else nullcontext()
-            ):
+            with self._autocast():
                 out = fuse_heads(model(clips.to(self.device)))
             scores.append(out.float().cpu())
             labels.append(target)
-        score = plan_score(torch.cat(scores), torch.cat(labels), self.metric)
+        if world == 1:
+            score = plan_score(torch.cat(scores), torch.cat(labels), self.metric)
+        else:
+            ks = (1,) if self.metric == "top1" else (1, 3, 5)
+            hits = topk_correct(torch.cat(scores), torch.cat(labels), ks) if labels else [0] * 3
+            *counts, n = self.dist.all_reduce_sum([*hits[: len(ks)], len(shard)], torch.int64)
+            n = max(int(n), 1)  # the same arithmetic as plan_score
+            score = counts[0] / n if self.metric == "top1" else sum(counts) / (3 * n)
         if self.history:
             self.history[-1]["score"] = score
         return score
 
     def save(self, checkpoint_id: str) -> None:
+        """Rank 0 writes (the unwrapped model's weights); every rank waits for the file."""
         model, optimizer, state = self._require()
-        payload: dict[str, Any] = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "state": str(state),
-            "origin": self.origin,
-            "epoch": self.epoch,
-            "history": self.history,
-            "rng": rng_states(),
-        }
-        if self.scaler is not None:
-            payload["scaler"] = self.scaler.state_dict()
-        save_checkpoint(self._path(checkpoint_id), payload)
+        if self.dist.is_main:
+            payload: dict[str, Any] = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "state": str(state),
+                "origin": self.origin,
+                "epoch": self.epoch,
+                "history": self.history,
+                "rng": rng_states(),
+            }
+            if self.scaler is not None:
+                payload["scaler"] = self.scaler.state_dict()
+            save_checkpoint(self._path(checkpoint_id), payload)
+        self.dist.barrier()
 
     def release(self, checkpoint_id: str) -> None:
-        self._path(checkpoint_id).unlink(missing_ok=True)
+        if self.dist.is_main:
+            self._path(checkpoint_id).unlink(missing_ok=True)
 
     def set_lr(self, graph_lr: float) -> None:
         """Change the learning rate within a state (per-epoch schedules such as the cosine
@@ -280,6 +335,12 @@ class VideoTrainer:
         )
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp else None
         self.model, self.state = model, state
+        if self.dist.enabled:  # parameters broadcast from rank 0; BatchNorm: average_buffers
+            self._ddp = DistributedDataParallel(
+                model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False,
+            )
 
     def _autocast(self) -> AbstractContextManager[Any]:
         """float16 autocast on CUDA when AMP is on; nothing on CPU."""
