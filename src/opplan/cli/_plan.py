@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 __all__ = ["register"]
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(func=run_show)
 
 
-def _make_trainer(config, run, strict=False, clip_length=None):  # type: ignore[no-untyped-def]
+def _make_trainer(config, run, strict=False, clip_length=None, dist=None):  # type: ignore[no-untyped-def]
     trainer_cfg = config.trainer
     if trainer_cfg.kind == "simulated":
         from opplan.planning.simulate import DefaultLandscape, RandomLandscape, SimulatedTrainer
@@ -38,14 +39,33 @@ def _make_trainer(config, run, strict=False, clip_length=None):  # type: ignore[
         return SimulatedTrainer(run.checkpoints, landscape, trainer_cfg.epoch_delay, reference)
     from opplan.engine.build import build_video_trainer
 
-    return build_video_trainer(trainer_cfg, run.root, strict=strict, clip_length=clip_length)
+    return build_video_trainer(
+        trainer_cfg, run.root, strict=strict, clip_length=clip_length, dist=dist
+    )
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    """Plan; under ``torchrun --nproc-per-node N`` every transition trains with DDP on N
+    processes: all ranks plan alike (scores are all-reduced), rank 0 alone writes RUN."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from opplan.config import load_config
+        from opplan.engine.distributed import distributed
+        from opplan.errors import ConfigError
+
+        config = load_config(args.config)
+        if config.trainer.kind != "video":
+            raise ConfigError(f"{args.config}: torchrun data parallel needs trainer.kind video")
+        with distributed(config.trainer.device) as dist:
+            return _plan(args, dist)
+    return _plan(args, None)
+
+
+def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def]
     from rich.console import Console
 
     from opplan.config import config_hash, load_config
-    from opplan.planning import Journal, Planner
+    from opplan.planning import Journal, Planner, read_journal
+    from opplan.planning.progress import Progress
     from opplan.report import RichPlanProgress, path_table
     from opplan.report.figures import write_report
     from opplan.report.tensorboard import TensorBoardCallback
@@ -54,16 +74,35 @@ def run_plan(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # exits 2 on a bad config, before any work
     graph = config.graph.build()
     run = RunDir(args.out)
-    console = Console(highlight=False)
+    replica = dist is not None and not dist.is_main  # ranks > 0 of torchrun write nothing
+    console = Console(highlight=False, quiet=replica)
     # build the trainer first: a bad data path fails before anything is written to RUN
     longest = max(s.clip_length for s in graph.states)
-    trainer = _make_trainer(config, run, strict=args.strict, clip_length=longest)
-    progress = run.prepare(config, resume=args.resume)
+    trainer = _make_trainer(config, run, strict=args.strict, clip_length=longest, dist=dist)
+    if replica:  # rank 0's journal as it was before this session (rank 0 waits below)
+        progress = Progress.replay(read_journal(run.journal)) if args.resume else Progress()
+    else:
+        progress = run.prepare(config, resume=args.resume)
+    if dist is not None:
+        dist.barrier()
     if progress.finished is None:
         console.print(
             f"[bold]opplan plan[/] {args.config} -> {run.root}: {graph!r}, "
             f"trainer {config.trainer.kind}"
         )
+    if replica:
+        from opplan.engine.distributed import ReplicaJournal
+
+        with ReplicaJournal() as journal:
+            Planner(
+                graph,
+                trainer,
+                journal,
+                config.planner.options(),
+                config_hash=config_hash(config),
+                progress=progress,
+            ).run()
+        return 0
     live = RichPlanProgress(console, verbose=args.verbose)
     board = TensorBoardCallback(run.root / "tensorboard")
     if hasattr(trainer, "on_batch"):

@@ -37,6 +37,15 @@ def _video_config(path: Path):  # type: ignore[no-untyped-def]
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Train a recipe; under ``torchrun --nproc-per-node N`` with DDP on N processes."""
+    from opplan.engine.distributed import distributed
+
+    config = _video_config(args.config)
+    with distributed(config.trainer.device) as dist:
+        return _train(args, config, dist)
+
+
+def _train(args: argparse.Namespace, config, dist) -> int:  # type: ignore[no-untyped-def]
     from rich.console import Console
 
     from opplan.config import dump_config
@@ -45,9 +54,8 @@ def run_train(args: argparse.Namespace) -> int:
     from opplan.errors import OpplanError, RunDirError
     from opplan.fileio import atomic_write_text
 
-    config = _video_config(args.config)
     steps = read_recipe(args.recipe)
-    console = Console(highlight=False)
+    console = Console(highlight=False, quiet=not dist.is_main)  # rank 0 reports
     run = args.out
     saved = run / "config.yaml"
     if (run / "train_journal.jsonl").exists() and not args.resume:
@@ -61,10 +69,14 @@ def run_train(args: argparse.Namespace) -> int:
         purpose="train",
         strict=args.strict,
         clip_length=max(step.state.clip_length for step in steps),
+        dist=dist,
     )
-    run.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(saved, dump_config(config))
-    atomic_write_text(run / "recipe.yaml", args.recipe.read_text())
+    if dist.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(saved, dump_config(config))
+        atomic_write_text(run / "recipe.yaml", args.recipe.read_text())
+    if dist.enabled:
+        console.print(f"data parallel: {dist.world_size} processes ({dist.backend})")
 
     def on_epoch(k, step, epoch, metrics):  # type: ignore[no-untyped-def]
         console.print(
