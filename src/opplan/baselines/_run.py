@@ -188,6 +188,8 @@ def run_grid(
     assert isinstance(cfg, VideoTrainerConfig)
     if trainer is None:  # first: a bad data path fails before anything is written to RUN
         trainer = build_video_trainer(cfg, run, log, purpose="plan")
+    if views is not None:
+        load_lists(cfg.data, "test")  # a missing test list fails before training
     with _locked(run):
         prepare_run_dir(run, config, "grid.json", spec.to_dict(), resume)
         results = []

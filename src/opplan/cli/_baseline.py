@@ -1,0 +1,219 @@
+"""``opplan baseline CONFIG ...`` (one hand-tuned schedule) and ``opplan grid CONFIG ...``
+(the paper's grid search over them, §5.3). Both train with the planner's trainer on the
+planning split, score on the internal validation split and test the final (best) model with
+the final protocol on the test split; both resume with ``--resume``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    one = sub.add_parser("baseline", help="train one hand-tuned schedule (§5.3)")
+    one.add_argument("config", type=Path, help="YAML config with a video trainer")
+    one.add_argument("--lengths", required=True, help="clip lengths in order, e.g. 16,64")
+    one.add_argument("--decay", required=True, help="3step or cosine")
+    one.add_argument("--epochs", required=True, help="total epochs over all lengths")
+    one.add_argument("--sampling", required=True, help="consecutive or uniform")
+    one.add_argument("--lrs", help="lrs, highest first (default: the config's graph lrs)")
+    _common(one)
+    one.set_defaults(func=run_baseline)
+
+    grid = sub.add_parser("grid", help="grid-search the hand-tuned schedules (§5.3)")
+    grid.add_argument("config", type=Path, help="YAML config with a video trainer")
+    grid.add_argument(
+        "--budgets",
+        help="total epochs to try, e.g. 12,24,36,48,60 (default: the paper's 128..384 "
+        "rescaled to end at planner.max_epochs)",
+    )
+    grid.add_argument("--samplings", help="default: the config's graph samplings")
+    grid.add_argument("--decays", help="default: 3step,cosine")
+    grid.add_argument(
+        "--test-cells", action="store_true", help="also test every cell's best budget"
+    )
+    grid.add_argument("--plan", type=Path, help="a plan run directory to compare costs with")
+    _common(grid)
+    grid.set_defaults(func=run_grid_command)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="run directory")
+    parser.add_argument("--resume", action="store_true", help="continue a run in --out")
+    parser.add_argument(
+        "--views", default="10x3", help="final test: clips x crops (default 10x3); 'none' skips"
+    )
+
+
+def _ints(option: str, text: str) -> list[int]:
+    from opplan.errors import ConfigError
+
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{option}: expected integers like 8,16, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"{option}: expected positive integers, got {text!r}")
+    return values
+
+
+def _floats(option: str, text: str) -> list[float]:
+    from opplan.errors import ConfigError
+
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{option}: expected numbers like 0.1,0.01, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{option}: expected at least one value")
+    return values
+
+
+def _words(option: str, text: str, allowed: tuple[str, ...]) -> list[str]:
+    from opplan.errors import ConfigError
+
+    values = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [v for v in values if v not in allowed]
+    if not values or bad:
+        raise ConfigError(f"{option}: expected some of {', '.join(allowed)}, got {text!r}")
+    return values
+
+
+def _views(text: str) -> tuple[int, int] | None:
+    from opplan.engine.evaluate import parse_views
+    from opplan.errors import ConfigError
+
+    if text.lower() == "none":
+        return None
+    try:
+        return parse_views(text)
+    except ValueError as err:
+        raise ConfigError(f"--views: {err}") from None
+
+
+def _video_config(path: Path) -> Any:
+    from opplan.config import load_config
+    from opplan.errors import ConfigError
+
+    config = load_config(path)
+    if config.trainer.kind != "video":
+        raise ConfigError(f"{path}: trainer.kind must be 'video' for this command")
+    return config
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from opplan.baselines import HandTunedSchedule, parse_decay
+    from opplan.baselines._run import _locked, cached_test, prepare_run_dir, run_schedule
+    from opplan.engine.build import build_video_trainer, load_lists
+    from opplan.errors import ConfigError
+
+    config = _video_config(args.config)
+    views = _views(args.views)
+    try:
+        schedule = HandTunedSchedule(
+            tuple(_ints("--lengths", args.lengths)),
+            parse_decay(args.decay),
+            args.sampling,
+            _ints("--epochs", args.epochs)[0],
+            tuple(
+                _floats("--lrs", args.lrs)
+                if args.lrs
+                else sorted(config.graph.learning_rates, reverse=True)
+            ),
+        )
+    except ValueError as err:  # ConfigError included
+        raise ConfigError(f"{args.config}: baseline: {err}") from None
+    console = Console(highlight=False)
+    run = args.out
+    # the trainer first: a bad data path fails before anything is written to RUN
+    trainer = build_video_trainer(config.trainer, run, console.print, purpose="plan")
+    if views is not None:
+        load_lists(config.trainer.data, "test")  # a missing test list fails before training
+    with _locked(run):
+        prepare_run_dir(run, config, "schedule.json", schedule.to_dict(), args.resume)
+        steps = schedule.steps()
+        console.print(f"[bold]opplan baseline[/] {schedule.name}: {len(steps)} steps")
+        reference = min(min(config.graph.clip_lengths), min(schedule.lengths))
+        result = run_schedule(trainer, schedule, run, reference, _printer(console, len(steps)))
+        console.print(
+            f"{schedule.name}: internal val top-1 {result['val_score']:.4f} after "
+            f"{result['epochs']} epochs ({result['seconds']:.0f} s)"
+        )
+        if views is not None:
+            test = cached_test(config.trainer, run, views)
+            console.print(
+                f"test ({views[0]}x{views[1]} views, {test['num_videos']} videos): "
+                f"top-1 {test['top1']:.4f}  top-5 {test['top5']:.4f}"
+            )
+    return 0
+
+
+def _printer(console: Any, n_steps: int | None = None) -> Any:
+    def on_epoch(k, step, epoch, metrics):  # type: ignore[no-untyped-def]
+        console.print(
+            f"  step {k + 1}{f'/{n_steps}' if n_steps else ''} {step.state}  epoch "
+            f"{epoch}/{step.epochs}  lr {metrics['lr']:.3g}  loss {metrics['loss']:.4f}  "
+            f"val {metrics['score']:.4f}"
+        )
+
+    return on_epoch
+
+
+def run_grid_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from opplan.baselines import (
+        DECAYS,
+        GridSpec,
+        compare_costs,
+        grid_cost,
+        grid_table,
+        parse_decay,
+        plan_cost,
+    )
+    from opplan.baselines._run import run_grid
+    from opplan.errors import ConfigError
+    from opplan.fileio import atomic_write_json
+    from opplan.planning.state import SAMPLINGS
+
+    config = _video_config(args.config)
+    views = _views(args.views)
+    if args.plan is not None and not args.plan.is_dir():
+        raise ConfigError(f"--plan: {args.plan} is not a run directory")
+    try:
+        spec = GridSpec.from_config(
+            config,
+            budgets=_ints("--budgets", args.budgets) if args.budgets else None,
+            samplings=_words("--samplings", args.samplings, SAMPLINGS) if args.samplings else None,
+            decays=[parse_decay(d) for d in args.decays.split(",")] if args.decays else DECAYS,
+        )
+    except ValueError as err:
+        raise ConfigError(f"{args.config}: grid: {err}") from None
+    console = Console(highlight=False)
+    console.print(f"[bold]opplan grid[/] {args.config} -> {args.out}: {len(spec.schedules)} runs")
+    results = run_grid(
+        config,
+        spec,
+        args.out,
+        resume=args.resume,
+        views=views,
+        test_cells=args.test_cells,
+        log=console.print,
+    )
+    console.print(grid_table(results))
+    if args.plan is not None:
+        comparison = compare_costs(plan_cost(args.plan, spec.reference_length), grid_cost(results))
+        atomic_write_json(args.out / "cost_vs_plan.json", comparison)
+        ratio = comparison["plan_over_grid"]
+        console.print(
+            f"plan {args.plan}: {comparison['plan']['epochs']} epochs "
+            f"({100 * (ratio['epochs'] or 0):.1f} % of the grid's), "
+            f"{comparison['plan']['wall_seconds']:.0f} s "
+            f"({100 * (ratio['wall_seconds'] or 0):.1f} %)"
+        )
+    return 0
