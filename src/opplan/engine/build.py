@@ -146,6 +146,13 @@ def make_model_factory(model: ModelConfig, num_classes: int) -> Callable[[], nn.
             load_checkpoint(path)
         except ValueError as err:
             raise ConfigError(f"model.init: {err}") from None
+    elif kind == "imagenet":
+        from opplan.models.inflate import load_2d_state_dict
+
+        try:
+            load_2d_state_dict(path)
+        except ConfigError as err:
+            raise ConfigError(f"model.init: {err}") from None
     build_model(model.name, num_classes, **model.options)  # fail fast on a bad name/option
 
     def factory() -> nn.Module:

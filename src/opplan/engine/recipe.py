@@ -63,7 +63,12 @@ def read_recipe(path: str | Path) -> list[RecipeStep]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: recipe not found")
-    data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:  # syntax, or a tag the safe loader refuses (!!python/...)
+        mark = getattr(err, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+        raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', err)})") from None
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
         raise ConfigError(f"{p}: expected a non-empty 'steps' list")
     steps = []
