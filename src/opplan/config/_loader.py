@@ -38,10 +38,11 @@ def parse_config(data: Any, source: str = "<config>") -> PlanConfig:
     try:
         config = PlanConfig.model_validate(data)
     except ValidationError as err:
-        lines = [
-            f"  {'.'.join(str(x) for x in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()
-        ]
-        raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None
+        lines = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in err.errors()]
+        if len(lines) == 1:  # the usual case: one line naming the field
+            raise ConfigError(f"{source}: invalid config: {lines[0]}") from None
+        listing = "".join(f"\n  {line}" for line in lines)
+        raise ConfigError(f"{source}: invalid config ({len(lines)} errors):{listing}") from None
     try:
         config.graph.build()
     except ConfigError as err:
