@@ -46,7 +46,7 @@ class RunDir:
         wanted = config_hash(config)
         if events:
             progress = Progress.replay(events)
-            if progress.config_hash != wanted:
+            if progress.config_hash != wanted and not self._stored_config_is(wanted):
                 raise RunDirError(
                     f"{self.root} holds a plan of a different config (see {self.config}); "
                     "choose another --out, or resume it with that same config"
@@ -57,6 +57,7 @@ class RunDir:
                     f"{self.root} already holds this {state} plan; pass --resume to "
                     "continue (or show) it, or choose another --out"
                 )
+            atomic_write_text(self.config, dump_config(config))  # the current schema's dump
             return progress
         if self.config.exists() and not resume:
             previous = yaml.safe_load(self.config.read_text(encoding="utf-8"))
@@ -65,3 +66,17 @@ class RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.config, dump_config(config))
         return Progress()
+
+    def _stored_config_is(self, wanted: str) -> bool:
+        """Whether RUN/config.yaml, read with today's schema, is the config hashed ``wanted``.
+
+        A run planned before a new (defaulted) config field existed has a journal hash of the
+        older schema; its config.yaml validated now fills the default and matches again.
+        """
+        from opplan.config import load_config
+        from opplan.errors import ConfigError
+
+        try:
+            return config_hash(load_config(self.config)) == wanted
+        except (ConfigError, OSError, SystemExit):
+            return False

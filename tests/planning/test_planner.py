@@ -108,14 +108,17 @@ def test_default_landscape_plan_structure(tmp_path):
     for name, st_rec in data["states"].items():
         incoming = [t["value"] for t in data["transitions"] if t["to"] == name]
         assert st_rec["value"] == max(incoming)
-    # unused checkpoints are released: only the final states' models remain
+    # once a transition ends only its knee and its latest epoch are kept (§3.3 + issue 7)
     remaining = sorted(
         p.relative_to(tmp_path / "ck").as_posix() for p in (tmp_path / "ck").rglob("*.json")
     )
-    assert remaining == sorted(
-        f"{data['states'][str(f)]['best_from']}" and plan.states[f].checkpoint + ".json"
-        for f in graph.finals
-    )
+    kept = {
+        f"{S.parse(t['from']).slug}__{S.parse(t['to']).slug}/e{epoch:03d}.json"
+        for t in data["transitions"]
+        for epoch in (t["knee_epoch"], t["epochs_trained"])
+    }
+    assert remaining == sorted(kept)
+    assert {plan.states[f].checkpoint + ".json" for f in graph.finals} <= kept
 
 
 class ZeroEpochLandscape:
@@ -164,7 +167,7 @@ class CrashingTrainer(SimulatedTrainer):
 
 
 def strip_time(plan_dict):
-    plan_dict["cost"].pop("wall_seconds")
+    plan_dict["cost"].pop("wall_seconds"), plan_dict["cost"].pop("compute_seconds")
     for t in plan_dict["transitions"]:
         t.pop("seconds")
     return plan_dict

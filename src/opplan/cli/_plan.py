@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 __all__ = ["register"]
@@ -17,6 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     plan.add_argument("--resume", action="store_true", help="continue a plan in --out")
     plan.add_argument("--verbose", "-v", action="store_true", help="a line per epoch")
     plan.add_argument("--strict", action="store_true", help="stop at the first unreadable video")
+    plan.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        help="where transitions run (default: the config's executor.kind, local)",
+    )
+    plan.add_argument("--ray-address", help="join this Ray cluster (default: a local instance)")
+    plan.add_argument("--max-parallel", type=int, help="cap on transitions running at once")
     plan.set_defaults(func=run_plan)
 
     show = sub.add_parser("show", help="show a plan (finished or running) as tables")
@@ -41,6 +50,50 @@ def _make_trainer(config, run, strict=False, clip_length=None, dist=None):  # ty
 
     return build_video_trainer(
         trainer_cfg, run.root, strict=strict, clip_length=clip_length, dist=dist
+    )
+
+
+def _executor_config(args, config):  # type: ignore[no-untyped-def]
+    """The config's ``executor:`` with the command line's overrides."""
+    from opplan.errors import ConfigError
+
+    update = {
+        key: value
+        for key, value in (
+            ("kind", args.executor),
+            ("address", args.ray_address),
+            ("max_parallel", args.max_parallel),
+        )
+        if value is not None
+    }
+    if args.max_parallel is not None and args.max_parallel < 1:
+        raise ConfigError(f"--max-parallel: must be at least 1, got {args.max_parallel}")
+    if args.ray_address is not None and update.get("kind", config.executor.kind) != "ray":
+        raise ConfigError("--ray-address needs --executor ray (or executor.kind: ray)")
+    return config.executor.model_copy(update=update)
+
+
+def _make_executor(cfg, config, run, strict, longest, trainer):  # type: ignore[no-untyped-def]
+    """``local``: the trainer built here; ``ray``: each actor builds its own trainer."""
+    from opplan.planning.executors import LocalExecutor, RayExecutor
+
+    if cfg.kind == "local":
+        return LocalExecutor(trainer)
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        from opplan.errors import ConfigError
+
+        missing = "executor ray: Ray is not installed (pip install 'opplan[ray]')"
+        raise ConfigError(missing) from None
+    factory = partial(_make_trainer, config, run, strict, longest)
+    return RayExecutor(
+        factory,
+        address=cfg.address,
+        max_parallel=cfg.max_parallel,
+        num_cpus=cfg.num_cpus,
+        num_gpus=cfg.num_gpus,
+        stall_timeout=cfg.stall_timeout,
     )
 
 
@@ -103,19 +156,23 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
                 progress=progress,
             ).run()
         return 0
+    executor_cfg = _executor_config(args, config)
+    executor = _make_executor(executor_cfg, config, run, args.strict, longest, trainer)
+    options = replace(config.planner.options(), max_retries=executor_cfg.max_retries)
     live = RichPlanProgress(console, verbose=args.verbose)
     board = TensorBoardCallback(run.root / "tensorboard")
     if hasattr(trainer, "on_batch"):
         trainer.on_batch = live.on_batch
-    with Journal(run.journal) as journal, live:
+    with Journal(run.journal) as journal, live, executor:
         planner = Planner(
             graph,
-            trainer,
+            None,
             journal,
-            config.planner.options(),
+            options,
             config_hash=config_hash(config),
             callbacks=[live, board],
             progress=progress,
+            executor=executor,
         )
         try:
             plan = planner.run()

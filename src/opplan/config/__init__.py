@@ -3,6 +3,7 @@ with the field's path before any work starts (the CLI exits with code 2)."""
 
 from __future__ import annotations
 
+from opplan.config._executor import ExecutorConfig
 from opplan.config._loader import config_hash, dump_config, load_config, parse_config
 from opplan.config._schema import (
     GraphConfig,
@@ -20,6 +21,7 @@ from opplan.config._video import (
 
 __all__ = [
     "DataConfig",
+    "ExecutorConfig",
     "GraphConfig",
     "ModelConfig",
     "OptimConfig",

@@ -56,5 +56,6 @@ def dump_config(config: PlanConfig) -> str:
 
 
 def config_hash(config: PlanConfig) -> str:
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    # the executor is not part of a plan's identity: resume on another one is allowed
+    canonical = json.dumps(config.model_dump(mode="json", exclude={"executor"}), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

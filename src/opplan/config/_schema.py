@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
+from opplan.config._executor import ExecutorConfig
 from opplan.config._video import VideoTrainerConfig
 from opplan.planning.curves import FamilyName
 from opplan.planning.graph import TransitionGraph
@@ -109,3 +110,4 @@ class PlanConfig(_Strict):
     graph: GraphConfig = Field(default_factory=GraphConfig)  # type: ignore[arg-type]
     planner: PlannerConfig = Field(default_factory=PlannerConfig)  # type: ignore[arg-type]
     trainer: TrainerConfig = Field(default_factory=SimulatedTrainerConfig)  # type: ignore[arg-type]
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)  # type: ignore[arg-type]

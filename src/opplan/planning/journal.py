@@ -12,6 +12,7 @@ import enum
 import fcntl
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,6 +29,7 @@ class Op(enum.StrEnum):
     EPOCH_SCORED = "epoch_scored"
     FIT = "fit"
     TRANSITION_FINISHED = "transition_finished"
+    TRANSITION_FAILED = "transition_failed"
     STATE_RESOLVED = "state_resolved"
     PLAN_FINISHED = "plan_finished"
 
@@ -112,7 +114,7 @@ class Journal:
 
     def append(self, op: Op, **fields: Any) -> dict[str, Any]:
         """Write one event durably (flush + fsync) and return it."""
-        event = {"op": op.value, **fields}
+        event = {"op": op.value, **fields, "time": time.time()}
         self._file.write(json.dumps(event, allow_nan=True) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())

@@ -8,7 +8,11 @@
     transitions: [{from, to, epochs_trained, scores, fit: {family, params, rmse, r2},
                    knee_epoch, value, observed, status, reason, seconds}]
     states: {state: {best_from, value, observed, epochs}}
-    cost: {epochs_total, transitions, wall_seconds}
+    cost: {epochs_total, transitions, failed, compute_seconds, wall_seconds}
+
+A failed transition (``status`` diverged / failed / unreachable) or a state without a model
+has ``value: null``. ``compute_seconds`` sums every transition's training time,
+``wall_seconds`` the planner sessions' wall time (less than compute with parallel workers).
 
 ``recipe.yaml`` is the path as training steps; zero-epoch steps collapse (a state reached
 without training leaves the model unchanged).
@@ -16,6 +20,7 @@ without training leaves the model unchanged).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,15 @@ from opplan.planning.graph import TransitionGraph
 from opplan.planning.progress import Progress, StateRecord, TransitionRecord
 from opplan.planning.state import TrainingState
 
-__all__ = ["Plan", "PlanStep", "step_state", "transition_dict"]
+__all__ = ["Plan", "PlanFailed", "PlanStep", "step_state", "transition_dict"]
+
+
+class PlanFailed(RuntimeError):
+    """Every final state is unreachable: all the moves into them failed or diverged."""
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,7 @@ class Plan:
     transitions: tuple[TransitionRecord, ...]
     states: dict[TrainingState, StateRecord]
     final_checkpoint: str | None
+    session_seconds: float = 0.0
 
     @classmethod
     def from_progress(cls, graph: TransitionGraph, progress: Progress) -> Plan:
@@ -62,6 +76,9 @@ class Plan:
         if missing:
             raise ValueError(f"the plan is not finished: unresolved states {missing}")
         final = max(graph.finals, key=lambda s: states[s].value)  # ties: first final
+        if states[final].checkpoint is None:
+            failed = [f"{t.src} -> {t.dst}: {t.reason}" for t in progress.transitions.values()]
+            raise PlanFailed(f"no final state has a model; failed moves: {failed}")
         chain = [states[final]]
         while not chain[-1].best_src.is_initial:
             chain.append(states[chain[-1].best_src])
@@ -72,7 +89,13 @@ class Plan:
             sorted(progress.transitions.values(), key=lambda r: order[r.src, r.dst])
         )
         return cls(
-            final, states[final].value, path, transitions, dict(states), states[final].checkpoint
+            final,
+            states[final].value,
+            path,
+            transitions,
+            dict(states),
+            states[final].checkpoint,
+            progress.session_seconds,
         )
 
     @property
@@ -80,7 +103,7 @@ class Plan:
         return sum(t.epochs_trained for t in self.transitions)
 
     @property
-    def wall_seconds(self) -> float:
+    def compute_seconds(self) -> float:
         return sum(t.seconds for t in self.transitions)
 
     def recipe(self) -> list[dict[str, Any]]:
@@ -97,8 +120,8 @@ class Plan:
             "states": {
                 str(s): {
                     "best_from": str(r.best_src),
-                    "value": r.value,
-                    "observed": r.observed,
+                    "value": _finite(r.value),
+                    "observed": _finite(r.observed),
                     "epochs": r.epochs,
                 }
                 for s, r in self.states.items()
@@ -106,7 +129,9 @@ class Plan:
             "cost": {
                 "epochs_total": self.epochs_total,
                 "transitions": len(self.transitions),
-                "wall_seconds": self.wall_seconds,
+                "failed": sum(t.failed for t in self.transitions),
+                "compute_seconds": self.compute_seconds,
+                "wall_seconds": self.session_seconds,
             },
         }
 
@@ -151,9 +176,9 @@ def transition_dict(t: TransitionRecord) -> dict[str, Any]:
             "message": fit.message,
         },
         "knee_epoch": t.knee_epoch,
-        "value": t.value,
-        "observed": t.observed,
-        "status": "finished" if t.finished else "running",
-        "reason": t.reason,
+        "value": _finite(t.value),
+        "observed": _finite(t.observed),
+        "status": t.reason if t.failed else "finished" if t.finished else "running",
+        "reason": t.message if t.failed else t.reason,
         "seconds": t.seconds,
     }

@@ -6,15 +6,29 @@ the trainer fine-tunes Si's best model with Sj's hyper-parameters until the knee
 ``V(Si -> Sj)`` the fitted peak (or the observed score at the knee). Sj keeps its best
 incoming edge; the answer is the best final state and the path of stored predecessors.
 Every step is journaled first and then applied, so replaying the journal resumes a plan.
+
+The planner is the *driver*: it decides, journals and resolves; an executor
+(:mod:`opplan.planning.executors`) trains. A transition starts as soon as its source state is
+resolved, and a state resolves once all its incoming transitions have ended, so with a
+parallel executor independent transitions run side by side. Dispatch follows the sequential
+order (destination's topological index, then predecessor order), so the local executor
+reproduces the paper's one-after-another schedule and every executor the same plan.
+
+Beyond the paper: a transition whose loss or score is not finite is journaled as *diverged*,
+one whose worker died more than ``max_retries`` times as *failed*; both get value -inf, so
+the plan continues without them, and a state whose every incoming transition failed is not
+expanded (its outgoing transitions fail as "source unreachable").
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
+from opplan.planning.executors import Edge, Executor, LocalExecutor, Outcome, WorkerLost
 from opplan.planning.graph import TransitionGraph
 from opplan.planning.journal import Journal, Op
 from opplan.planning.knee import KneeFit, KneeStopper
@@ -37,10 +51,13 @@ class PlannerOptions:
         value: ``fitted`` -- an edge's value is the fitted curve's peak (robust to the noise
             of one evaluation); ``observed`` -- the score measured at the knee epoch, as in
             the paper's V(Si -> Sj).
-        keep_checkpoints: keep every epoch checkpoint instead of releasing the unused ones.
+        keep_checkpoints: keep every epoch checkpoint; by default a transition keeps only
+            its knee and its latest epoch once it ends (a failed one keeps none).
         min_epochs: no transition stops before this epoch (default 0: the paper's rule).
         min_epochs_from_initial: the same floor for transitions out of the initial state
             only (training from scratch often starts with a flat stretch).
+        max_retries: restarts of a transition whose worker died or stalled (from its last
+            journaled epoch) before it is marked failed.
     """
 
     delay: int = 10
@@ -50,6 +67,7 @@ class PlannerOptions:
     keep_checkpoints: bool = False
     min_epochs: int = 0
     min_epochs_from_initial: int = 0
+    max_retries: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,8 +86,19 @@ class PlannerCallback(Protocol):
     def on_event(self, event: dict[str, Any], progress: Progress) -> None: ...
 
 
+@dataclass
+class _Running:
+    """A transition the executor is working on."""
+
+    stopper: KneeStopper
+    y0: float
+    retries: int = 0
+
+
 class Planner:
     """Plans a training path over ``graph`` with ``trainer``, journaling to ``journal``.
+
+    Pass ``executor`` instead of ``trainer`` to run transitions elsewhere (e.g. on Ray).
 
     Example:
         >>> import tempfile
@@ -86,21 +115,32 @@ class Planner:
     def __init__(
         self,
         graph: TransitionGraph,
-        trainer: Trainer,
+        trainer: Trainer | None,
         journal: Journal,
         options: PlannerOptions | None = None,
         config_hash: str = "",
         callbacks: Sequence[PlannerCallback] = (),
         progress: Progress | None = None,
+        executor: Executor | None = None,
     ):
+        if executor is None:
+            if trainer is None:
+                raise ValueError("Planner needs a trainer or an executor")
+            executor = LocalExecutor(trainer)
         self.graph = graph
-        self.trainer = trainer
+        self.executor = executor
         self.journal = journal
         self.options = options or PlannerOptions()
         self.config_hash = config_hash
         self.callbacks = list(callbacks)
         self.progress = progress or Progress()
-        self._released: set[str] = set()
+        self._running: dict[Edge, _Running] = {}
+        topo = {s: k for k, s in enumerate(graph.states)}
+        self._priority = {
+            (src, dst): (topo[dst], k)
+            for dst in graph.states
+            for k, src in enumerate(graph.predecessors(dst))
+        }
 
     # -- the algorithm ------------------------------------------------------------------
     def run(self) -> Plan:
@@ -109,73 +149,142 @@ class Planner:
             return Plan.from_progress(self.graph, self.progress)
         started = time.monotonic()
         self._emit(Op.PLAN_STARTED, config_hash=self.config_hash, options=self.options.to_dict())
-        for state in self.graph.states:  # topological order
+        while True:
+            while self._resolve_ready() | self._launch():
+                pass  # resolving a state can make transitions ready, and a launch can end one
+            if len(self.progress.states) == len(self.graph.states):
+                break
+            outcomes = self.executor.wait()
+            if not outcomes:
+                raise RuntimeError("planner: nothing running and states left unresolved")
+            for outcome in outcomes:
+                self._handle(outcome)
+        plan = Plan.from_progress(self.graph, self.progress)
+        self._emit(
+            Op.PLAN_FINISHED,
+            best_final_state=str(plan.best_final_state),
+            value=plan.value,
+            session_seconds=time.monotonic() - started,
+        )
+        return Plan.from_progress(self.graph, self.progress)  # its cost counts this session
+
+    def _resolve_ready(self) -> bool:
+        """Resolve, in topological order, every state whose incoming transitions all ended."""
+        resolved = False
+        for state in self.graph.states:
             if state in self.progress.states:
                 continue
-            for src in self.graph.predecessors(state):
-                record = self.progress.transitions.get((src, state))
-                if record is None or not record.finished:
-                    self._run_transition(src, state, record)
-            self._resolve(state)
-            self._release_unneeded()
-        plan = Plan.from_progress(self.graph, self.progress)
-        if self.progress.finished is None:
-            self._emit(
-                Op.PLAN_FINISHED,
-                best_final_state=str(plan.best_final_state),
-                value=plan.value,
-                session_seconds=time.monotonic() - started,
-            )
-        return plan
+            records = [
+                self.progress.transitions.get((src, state))
+                for src in self.graph.predecessors(state)
+            ]
+            if all(r is not None and r.finished for r in records):
+                self._resolve(state)
+                resolved = True
+        return resolved
 
-    def _run_transition(
-        self, src: TrainingState, dst: TrainingState, partial: TransitionRecord | None
-    ) -> None:
-        start_record = None if src.is_initial else self.progress.states[src]
-        y0 = 0.0 if start_record is None else start_record.observed
-        stopper = self.options.stopper(src, y0)
-        edge_id = f"{src.slug}__{dst.slug}"
-        stop = False
-        if partial is None or partial.epochs_trained == 0:
-            # a transition cut before its first epoch simply starts again
-            self.trainer.start(dst, None if start_record is None else start_record.checkpoint)
-            first = f"{edge_id}/e000"
-            self.trainer.save(first)
-            self._emit(Op.TRANSITION_STARTED, src=str(src), dst=str(dst), y0=y0, checkpoint=first)
-        else:
+    def _launch(self) -> bool:
+        """Start ready transitions while the executor has room; True if one ended at once."""
+        ended = False
+        ready = sorted(
+            (edge for edge in self.graph.edges if self._is_ready(edge)),
+            key=self._priority.__getitem__,
+        )
+        for src, dst in ready:
+            if len(self._running) >= self.executor.max_parallel:
+                break
+            source = None if src.is_initial else self.progress.states[src]
+            if source is not None and source.checkpoint is None:
+                self._fail(src, dst, "unreachable", f"{src} has no model: all its moves failed")
+                ended = True
+                continue
+            y0 = 0.0 if source is None else source.observed
+            running = _Running(self.options.stopper(src, y0), y0)
+            self._running[src, dst] = running
+            partial = self.progress.transitions.get((src, dst))
+            if partial is None or partial.epochs_trained == 0:
+                # a transition cut before its first epoch simply starts again
+                first = f"{_edge_id(src, dst)}/e000"
+                source_ckpt = None if source is None else source.checkpoint
+                self.executor.submit((src, dst), "start", dst, source_ckpt, first)
+                continue
+            stop = False
             for score in partial.scores[1:]:  # same inputs -> same decisions as before
-                stop = stopper.observe(score)
-            for lost in stopper.fits[len(partial.fits) :]:  # a fit lost to the crash
+                stop = running.stopper.observe(score)
+            for lost in running.stopper.fits[len(partial.fits) :]:  # a fit lost to the crash
                 epoch = lost.n_points - 1
                 self._emit(Op.FIT, src=str(src), dst=str(dst), epoch=epoch, fit=lost.to_dict())
-            if not stop:
-                self.trainer.resume(dst, partial.checkpoints[-1])
-        record = self.progress.transitions[src, dst]
-        while not stop:
-            tick = time.monotonic()
-            metrics = self.trainer.train_epoch() or {}
-            score = float(self.trainer.evaluate())
+            if stop:
+                self._finish(partial, running.stopper)
+                ended = True
+            else:
+                self.executor.submit((src, dst), "resume", dst, partial.checkpoints[-1])
+        return ended
+
+    def _is_ready(self, edge: Edge) -> bool:
+        src, _ = edge
+        record = self.progress.transitions.get(edge)
+        return (
+            edge not in self._running
+            and (record is None or not record.finished)
+            and (src.is_initial or src in self.progress.states)
+        )
+
+    def _handle(self, outcome: Outcome) -> None:
+        src, dst = edge = outcome.edge
+        running = self._running[edge]
+        record = self.progress.transitions.get(edge)
+        if isinstance(outcome.error, WorkerLost):
+            running.retries += 1
+            if running.retries > self.options.max_retries:
+                self._fail(src, dst, "failed", f"{outcome.error} ({running.retries} tries)")
+            elif record is None or record.epochs_trained == 0:
+                first = f"{_edge_id(src, dst)}/e000"
+                source = None if src.is_initial else self.progress.states[src].checkpoint
+                self.executor.submit(edge, "start", dst, source, first)
+            else:  # restart from the last journaled epoch on a fresh worker
+                self.executor.submit(edge, "resume", dst, record.checkpoints[-1])
+            return
+        if isinstance(outcome.error, FloatingPointError):
+            self._fail(src, dst, "diverged", str(outcome.error))
+            return
+        if outcome.op == "start":
+            first = f"{_edge_id(src, dst)}/e000"
+            self._emit(
+                Op.TRANSITION_STARTED, src=str(src), dst=str(dst), y0=running.y0, checkpoint=first
+            )
+            record = self.progress.transitions[edge]
+        assert record is not None
+        if outcome.op == "epoch":
+            result = outcome.result
+            assert result is not None
             epoch = record.epochs_trained + 1
-            checkpoint = f"{edge_id}/e{epoch:03d}"
-            self.trainer.save(checkpoint)
+            if not math.isfinite(result.score):
+                self._fail(src, dst, "diverged", f"score {result.score} at epoch {epoch}")
+                return
+            stopper = running.stopper
             n_fits = len(stopper.fits)
-            stop = stopper.observe(score)  # refit (§3.3); deterministic, so replay agrees
+            stop = stopper.observe(result.score)  # refit (§3.3); deterministic: replay agrees
             self._emit(
                 Op.EPOCH_SCORED,
                 src=str(src),
                 dst=str(dst),
                 epoch=epoch,
-                score=score,
-                checkpoint=checkpoint,
-                seconds=time.monotonic() - tick,
-                metrics={k: float(v) for k, v in metrics.items()},
+                score=result.score,
+                checkpoint=f"{_edge_id(src, dst)}/e{epoch:03d}",
+                seconds=result.seconds,
+                metrics=result.metrics,
             )
             if len(stopper.fits) > n_fits:
                 fit: KneeFit = stopper.fits[-1]
                 self._emit(Op.FIT, src=str(src), dst=str(dst), epoch=epoch, fit=fit.to_dict())
-        self._finish_transition(record, stopper)
+            if stop:
+                self._finish(record, stopper)
+                return
+        next_id = f"{_edge_id(src, dst)}/e{record.epochs_trained + 1:03d}"
+        self.executor.submit(edge, "epoch", next_id)
 
-    def _finish_transition(self, record: TransitionRecord, stopper: KneeStopper) -> None:
+    def _finish(self, record: TransitionRecord, stopper: KneeStopper) -> None:
         knee = stopper.knee_epoch
         assert knee is not None and stopper.value is not None
         observed = record.scores[knee]
@@ -192,13 +301,43 @@ class Planner:
             checkpoint=record.checkpoints[knee],
             reason=stopper.reason,
         )
+        self._end(record, keep={record.checkpoints[knee], record.checkpoints[-1]})
+
+    def _fail(self, src: TrainingState, dst: TrainingState, reason: str, message: str) -> None:
+        y0 = self._running[src, dst].y0 if (src, dst) in self._running else 0.0
+        self._emit(
+            Op.TRANSITION_FAILED, src=str(src), dst=str(dst), reason=reason, message=message, y0=y0
+        )
+        self._end(self.progress.transitions[src, dst], keep=set())
+
+    def _end(self, record: TransitionRecord, keep: set[str]) -> None:
+        """The transition is over: free its worker, drop the checkpoints it no longer needs."""
+        edge = (record.src, record.dst)
+        if edge in self._running:
+            del self._running[edge]
+            self.executor.finish(edge)
+        if not self.options.keep_checkpoints:
+            for checkpoint in record.checkpoints:
+                if checkpoint not in keep:
+                    self.executor.release(checkpoint)
 
     def _resolve(self, state: TrainingState) -> None:
         """Eq. 2: keep the best incoming edge (ties: the first in state order)."""
         incoming = [
             self.progress.transitions[src, state] for src in self.graph.predecessors(state)
         ]
-        best = max(incoming, key=lambda r: r.value if r.value is not None else float("-inf"))
+        best = max(incoming, key=lambda r: r.value if r.value is not None else -math.inf)
+        if best.failed:  # every incoming transition failed: the state has no model
+            self._emit(
+                Op.STATE_RESOLVED,
+                state=str(state),
+                best_src=str(best.src),
+                value=-math.inf,
+                observed=-math.inf,
+                checkpoint=None,
+                epochs=0,
+            )
+            return
         assert best.value is not None and best.observed is not None
         assert best.knee_epoch is not None
         self._emit(
@@ -220,29 +359,6 @@ class Planner:
             if hook is not None:
                 hook(event, self.progress)
 
-    def _needed_checkpoints(self) -> set[str]:
-        needed: set[str] = set()
-        finals = set(self.graph.finals)
-        for state, rec in self.progress.states.items():
-            pending = any(
-                not (t := self.progress.transitions.get((state, nxt))) or not t.finished
-                for nxt in self.graph.successors(state)
-            )
-            if (pending or state in finals) and rec.checkpoint is not None:
-                needed.add(rec.checkpoint)
-        for record in self.progress.transitions.values():
-            if not record.finished:
-                needed.update(record.checkpoints)
-            elif record.dst not in self.progress.states and record.checkpoint:
-                needed.add(record.checkpoint)  # a candidate of a state not yet resolved
-        return needed
 
-    def _release_unneeded(self) -> None:
-        if self.options.keep_checkpoints:
-            return
-        needed = self._needed_checkpoints()
-        for record in self.progress.transitions.values():
-            for checkpoint in record.checkpoints:
-                if checkpoint not in needed and checkpoint not in self._released:
-                    self.trainer.release(checkpoint)
-                    self._released.add(checkpoint)
+def _edge_id(src: TrainingState, dst: TrainingState) -> str:
+    return f"{src.slug}__{dst.slug}"

@@ -7,6 +7,7 @@ was interrupted.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,8 @@ class TransitionRecord:
     observed: float | None = None
     checkpoint: str | None = None
     reason: str = ""
+    failed: bool = False  # diverged, worker lost too often, or source unreachable
+    message: str = ""
 
     @property
     def epochs_trained(self) -> int:
@@ -65,6 +68,8 @@ class Progress:
     )
     states: dict[TrainingState, StateRecord] = field(default_factory=dict)
     finished: dict[str, Any] | None = None
+    session_seconds: float = 0.0  # wall time summed over sessions (gaps between them excluded)
+    _clock: float | None = None
 
     @classmethod
     def replay(cls, events: list[dict[str, Any]]) -> Progress:
@@ -74,6 +79,11 @@ class Progress:
         return progress
 
     def apply(self, event: dict[str, Any]) -> None:
+        if "time" in event:
+            now = float(event["time"])
+            if self._clock is not None and event["op"] != Op.PLAN_STARTED.value:
+                self.session_seconds += max(0.0, now - self._clock)
+            self._clock = now
         getattr(self, f"_apply_{Op(event['op']).value}")(event)
 
     def transition(self, event: dict[str, Any]) -> TransitionRecord:
@@ -112,6 +122,16 @@ class Progress:
         record.observed = float(event["observed"])
         record.checkpoint = event["checkpoint"]
         record.reason = event.get("reason", "")
+
+    def _apply_transition_failed(self, event: dict[str, Any]) -> None:
+        src, dst = _edge(event)
+        y0 = float(event.get("y0", 0.0))
+        record = self.transitions.setdefault((src, dst), TransitionRecord(src, dst, y0, [y0], []))
+        record.finished = record.failed = True
+        record.value = record.observed = -math.inf
+        record.knee_epoch, record.checkpoint = None, None
+        record.reason = event["reason"]
+        record.message = event.get("message", "")
 
     def _apply_state_resolved(self, event: dict[str, Any]) -> None:
         state = TrainingState.parse(event["state"])

@@ -209,7 +209,7 @@ def write_report(plan: dict[str, Any], run_dir: str | Path) -> Path:
         f"(value {plan['value']:.4f}).\n\n"
         "| step | sampling | clip | lr | epochs | value |\n|---|---|---|---|---|---|\n"
         f"{steps}\n\nCost: {cost['transitions']} transitions, {cost['epochs_total']} epochs, "
-        f"{cost['wall_seconds']:.1f} s.\n\n"
+        f"{cost['compute_seconds']:.1f} s of training, {cost['wall_seconds']:.1f} s wall time.\n\n"
         "![transition graph](graph.png)\n\n`graph.png`: explored transitions in black, the "
         "chosen path in red with its epochs (Fig. 4 of the paper).\n\n"
         "![curves](curves.png)\n\n`curves.png`: each transition's validation scores, the "

@@ -32,7 +32,7 @@ def path_table(plan: dict[str, Any]) -> Table:
     cost = plan["cost"]
     table.caption = (
         f"{cost['transitions']} transitions explored, {cost['epochs_total']} epochs, "
-        f"{cost['wall_seconds']:.1f} s of training"
+        f"{cost['compute_seconds']:.1f} s of training, {cost['wall_seconds']:.1f} s wall time"
     )
     return table
 
