@@ -174,7 +174,9 @@ class VideoClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
                 frames = self._frames(video, clip, rng)
             except (VideoReadError, OSError) as err:
                 reason = err.reason if isinstance(err, VideoReadError) else str(err)
-                self.health.record(record.path, reason, epoch_size=len(self.records))
+                self.health.record(
+                    record.path, reason, epoch_size=len(self.records), scope=self.mode
+                )
                 self._bad.add(video)
                 video = self._replacement(rng)
                 continue

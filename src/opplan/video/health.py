@@ -60,17 +60,34 @@ class DataHealth:
         self.epoch = 0
         self._memory: list[dict[str, object]] = []
         self._logged: set[str] = set()
+        self._samples: dict[str, int] = {}  # samples of each epoch that ended
 
-    def record(self, path: str, reason: str, *, epoch_size: int | None = None) -> None:
+    def record(
+        self, path: str, reason: str, *, epoch_size: int | None = None, scope: str = ""
+    ) -> None:
         """Record one failed sample (called by the dataset, possibly in a worker).
+
+        Args:
+            path: the unreadable video.
+            reason: why (goes into ``data_health.json``).
+            epoch_size: samples of the dataset that met it (enables the early budget check).
+            scope: which dataset (e.g. its mode): the early check counts only the failures
+                of the same dataset against ``epoch_size``.
 
         Raises:
             DataHealthError: in strict mode, or when this process alone already saw more
-                failures this epoch than the budget allows for ``epoch_size`` samples.
+                failures of this dataset this epoch than the budget allows for
+                ``epoch_size`` samples.
         """
         if self.strict:
             raise DataHealthError(f"unreadable video (strict mode): {path}: {reason}")
-        entry = {"epoch": self.epoch, "path": path, "reason": reason, "pid": os.getpid()}
+        entry = {
+            "epoch": self.epoch,
+            "path": path,
+            "reason": reason,
+            "pid": os.getpid(),
+            "scope": scope,
+        }
         self._memory.append(entry)
         if self.run_dir is not None:
             folder = self.run_dir / _RECORD_DIR
@@ -81,7 +98,11 @@ class DataHealth:
             self._logged.add(path)
             _LOG.warning("unreadable video replaced by another sample: %s (%s)", path, reason)
         if epoch_size:
-            failed = {e["path"] for e in self._memory if e["epoch"] == self.epoch}
+            failed = {
+                e["path"]
+                for e in self._memory
+                if e["epoch"] == self.epoch and e.get("scope", "") == scope
+            }
             if len(failed) > self.max_bad_fraction * epoch_size:
                 raise DataHealthError(self._too_many(sorted(failed), epoch_size))
 
@@ -97,8 +118,41 @@ class DataHealth:
                     continue  # torn last line of a killed worker
         return entries
 
-    def end_epoch(self, num_samples: int, epoch: int | None = None) -> dict[str, object]:
+    def write(self) -> dict[str, object]:
+        """Merge every record so far and write ``RUN/data_health.json`` (no budget check);
+        e.g. after an evaluation, whose failures :meth:`end_epoch` does not see."""
+        return self._write(self._records())
+
+    def _write(self, entries: list[dict[str, object]]) -> dict[str, object]:
+        bad = {str(e["path"]): str(e["reason"]) for e in entries}
+        epochs: dict[str, dict[str, int]] = {}
+        for e in entries:
+            stats = epochs.setdefault(str(e["epoch"]), {"failures": 0, "bad_files": 0})
+            stats["failures"] += 1
+        for key in epochs:
+            epochs[key]["bad_files"] = len({e["path"] for e in entries if str(e["epoch"]) == key})
+        for key, samples in self._samples.items():
+            epochs.setdefault(key, {"failures": 0, "bad_files": 0})["samples"] = samples
+        summary: dict[str, object] = {
+            "max_bad_fraction": self.max_bad_fraction,
+            "total_failures": len(entries),
+            "bad_files": dict(sorted(bad.items())),
+            "epochs": epochs,
+        }
+        if self.run_dir is not None:
+            atomic_write_json(self.run_dir / HEALTH_FILE, summary)
+        return summary
+
+    def end_epoch(
+        self, num_samples: int, epoch: int | None = None, scope: str = "train"
+    ) -> dict[str, object]:
         """Merge the records of ``epoch`` (default: the current one), write the health file.
+
+        Args:
+            num_samples: samples of the epoch's dataset.
+            epoch: the epoch (default: the current one).
+            scope: the dataset whose failures count against the budget (records made
+                without a scope count too).
 
         Returns:
             The summary written to ``RUN/data_health.json``.
@@ -107,25 +161,16 @@ class DataHealth:
             DataHealthError: more than ``max_bad_fraction`` of ``num_samples`` failed.
         """
         epoch = self.epoch if epoch is None else epoch
+        self._samples[str(epoch)] = num_samples
         entries = self._records()
-        bad = {str(e["path"]): str(e["reason"]) for e in entries}
-        this_epoch = sorted({str(e["path"]) for e in entries if e["epoch"] == epoch})
-        summary: dict[str, object] = {
-            "max_bad_fraction": self.max_bad_fraction,
-            "total_failures": len(entries),
-            "bad_files": dict(sorted(bad.items())),
-            "epochs": {},
-        }
-        epochs: dict[str, dict[str, int]] = {}
-        for e in entries:
-            stats = epochs.setdefault(str(e["epoch"]), {"failures": 0, "bad_files": 0})
-            stats["failures"] += 1
-        for key in epochs:
-            epochs[key]["bad_files"] = len({e["path"] for e in entries if str(e["epoch"]) == key})
-        epochs.setdefault(str(epoch), {"failures": 0, "bad_files": 0})["samples"] = num_samples
-        summary["epochs"] = epochs
-        if self.run_dir is not None:
-            atomic_write_json(self.run_dir / HEALTH_FILE, summary)
+        summary = self._write(entries)
+        this_epoch = sorted(
+            {
+                str(e["path"])
+                for e in entries
+                if e["epoch"] == epoch and e.get("scope", "") in ("", scope)
+            }
+        )
         if num_samples and len(this_epoch) > self.max_bad_fraction * num_samples:
             raise DataHealthError(self._too_many(this_epoch, num_samples))
         return summary
