@@ -261,6 +261,8 @@ class VideoTrainer:
             score = counts[0] / n if self.metric == "top1" else sum(counts) / (3 * n)
         if self.history:
             self.history[-1]["score"] = score
+        if self.dist.is_main:
+            self.health.write()  # this evaluation's unreadable videos into data_health.json
         return score
 
     def save(self, checkpoint_id: str) -> None:
