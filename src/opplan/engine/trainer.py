@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Subset
 from opplan.engine.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from opplan.engine.distributed import (
     DistributedContext,
+    RunningStats,
     all_reduce_gradients,
     average_buffers,
     plan_steps,
@@ -172,6 +173,10 @@ class VideoTrainer:
         )
         model.train()
         net = self._ddp if self._ddp is not None else model
+        # BatchNorm statistics: merged step by step as one process would have them when
+        # ranks take whole micro-batches; averaged once per epoch when they take pieces
+        whole = accumulate % world == 0
+        running = RunningStats(model) if self.dist.enabled and whole else None
         criterion = nn.CrossEntropyLoss(label_smoothing=self.optim.label_smoothing)
         totals = {"loss": 0.0, "data_time": 0.0, "compute_time": 0.0, "clips": 0.0}
         optimizer.zero_grad(set_to_none=True)
@@ -182,6 +187,9 @@ class VideoTrainer:
             # DDP synchronizes on each rank's last micro-batch; only the epoch's last step
             # can leave ranks with different counts, reduced by hand below
             even = all(len(share) == len(mine) for share in step)
+            diverged = ""
+            if running is not None:
+                running.begin()
             for j in range(len(mine)):
                 clips, labels, _ = next(batches)
                 fetched = time.perf_counter()
@@ -193,9 +201,9 @@ class VideoTrainer:
                     with self._autocast():
                         loss = heads_loss(net(clips), labels, criterion)
                     if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"loss is {loss.item()} at epoch {self.epoch}, step {k + 1}"
-                        )
+                        diverged = f"loss is {loss.item()} at epoch {self.epoch}, step {k + 1}"
+                        if not self.dist.enabled:
+                            raise FloatingPointError(diverged)
                     # DDP averages over ranks: scaled by world, the step's gradient is the
                     # mean over the effective batch, as in one process
                     scaled = loss * (len(labels) * world) / (micro * accumulate)
@@ -207,15 +215,23 @@ class VideoTrainer:
                 totals["clips"] += len(labels)
                 tick = time.perf_counter()
                 totals["compute_time"] += tick - fetched
+            # every rank stops at the same step when any of them diverged
+            if self.dist.enabled and self.dist.all_reduce_sum([bool(diverged)], torch.int64)[0]:
+                raise FloatingPointError(
+                    diverged or f"loss not finite on another rank, step {k + 1}"
+                )
             if not even:
                 all_reduce_gradients([p for p in model.parameters() if p.requires_grad], world)
+            if running is not None:
+                running.merge([len(share) for share in step], rank)
             self._step(model, optimizer)
             totals["compute_time"] += time.perf_counter() - tick
             tick = time.perf_counter()
             if self.on_batch is not None:
                 self.on_batch(k + 1, len(steps), {"loss": loss.item() if mine else float("nan")})
         if self.dist.enabled:
-            average_buffers(model, world)  # one set of BatchNorm statistics for evaluation
+            if running is None:
+                average_buffers(model, world)  # one set of BatchNorm statistics
             totals["loss"], totals["clips"] = self.dist.all_reduce_sum(
                 [totals["loss"], totals["clips"]], torch.float64
             )
