@@ -3,20 +3,32 @@
 A write that fails (no space left, no permission) removes its temporary file, leaves the
 previous version of the target untouched, and raises :class:`DiskWriteError`: an
 :class:`~opplan.errors.OpplanError` (the CLI prints one line and exits 1) that is also an
-``OSError``.
+``OSError``. :func:`disk_errors` does the same for other writes (a journal append).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from opplan.errors import OpplanError
 
-__all__ = ["DiskWriteError", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = [
+    "DiskWriteError",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "disk_errors",
+]
+
+# a full, read-only or failing disk: the user's to fix, not a bug worth a traceback
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
 
 class DiskWriteError(OpplanError, OSError):
@@ -56,3 +68,21 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], data: Any, indent: int | None = 2) -> None:
     atomic_write_text(path, json.dumps(data, indent=indent, sort_keys=False) + "\n")
+
+
+@contextmanager
+def disk_errors() -> Iterator[None]:
+    """Turn a full (or read-only, or failing) disk met inside the block, e.g. by a journal
+    append, into :class:`DiskWriteError`: one line from the CLI instead of a traceback."""
+    try:
+        yield
+    except DiskWriteError:
+        raise
+    except OSError as err:
+        if err.errno not in _DISK_ERRNOS:
+            raise
+        where = f" {err.filename}" if err.filename else ""
+        raise DiskWriteError(
+            f"cannot write{where}: {err.strerror or err} (what was written before is intact; "
+            "fix the cause, then continue with --resume)"
+        ) from err

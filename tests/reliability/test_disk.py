@@ -72,3 +72,33 @@ def test_train_stops_cleanly_on_enospc_and_resumes(tmp_path, train_reference, ca
     assert run_cli([*argv, "--resume"]) == 0
     summary = json.loads((run / "train.json").read_text())
     assert comparable(summary)["scores"] == comparable(reference)["scores"]
+
+
+def test_plan_stops_cleanly_when_the_journal_cannot_be_written(tmp_path, plan_reference, capfd):
+    """ENOSPC on a journal append (the 4th event: an epoch's score): one line, exit 1; the
+    resume re-trains at most that epoch and finishes the same plan."""
+    config, _, reference, _ = plan_reference
+    run = tmp_path / "run"
+    argv = ["plan", str(config), "--out", str(run)]
+    capfd.readouterr()
+    assert run_cli(argv, fault=Fault("journal", 4, "enospc")) == 1
+    err = capfd.readouterr().err
+    assert "opplan: error: cannot write" in err and "No space left on device" in err
+    assert "Traceback" not in err
+    assert len(read_journal(run / "journal.jsonl")) == 3
+    assert run_cli([*argv, "--resume"]) == 0
+    plan = json.loads((run / "plan.json").read_text())
+    assert comparable(plan) == comparable(reference)
+
+
+def test_train_stops_cleanly_when_its_journal_cannot_be_written(tmp_path, train_reference, capfd):
+    config, recipe, _, reference, _ = train_reference
+    run = tmp_path / "run"
+    argv = ["train", str(config), "--recipe", str(recipe), "--out", str(run)]
+    capfd.readouterr()
+    assert run_cli(argv, fault=Fault("journal", 2, "enospc")) == 1
+    err = capfd.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    assert run_cli([*argv, "--resume"]) == 0
+    summary = json.loads((run / "train.json").read_text())
+    assert comparable(summary)["scores"] == comparable(reference)["scores"]

@@ -117,6 +117,7 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
     from rich.console import Console
 
     from opplan.config import config_hash, load_config
+    from opplan.fileio import disk_errors
     from opplan.planning import Journal, Planner, read_journal
     from opplan.planning.progress import Progress
     from opplan.report import RichPlanProgress, path_table
@@ -163,7 +164,7 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
     board = TensorBoardCallback(run.root / "tensorboard")
     if hasattr(trainer, "on_batch"):
         trainer.on_batch = live.on_batch
-    with Journal(run.journal) as journal, live, executor:
+    with disk_errors(), Journal(run.journal) as journal, live, executor:
         planner = Planner(
             graph,
             None,

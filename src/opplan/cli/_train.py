@@ -52,7 +52,7 @@ def _train(args: argparse.Namespace, config, dist) -> int:  # type: ignore[no-un
     from opplan.engine.build import build_video_trainer
     from opplan.engine.recipe import read_recipe, train_recipe
     from opplan.errors import OpplanError, RunDirError
-    from opplan.fileio import atomic_write_text
+    from opplan.fileio import atomic_write_text, disk_errors
 
     steps = read_recipe(args.recipe)
     console = Console(highlight=False, quiet=not dist.is_main)  # rank 0 reports
@@ -86,7 +86,8 @@ def _train(args: argparse.Namespace, config, dist) -> int:  # type: ignore[no-un
         )
 
     try:
-        summary = train_recipe(trainer, steps, run, on_epoch)
+        with disk_errors():  # a full disk under the journal: one line, resumable
+            summary = train_recipe(trainer, steps, run, on_epoch)
     except FloatingPointError as err:  # NaN/inf loss: the epochs before it stay resumable
         raise OpplanError(
             f"training diverged ({err}); lower that step's learning rate in {args.recipe}"
