@@ -48,7 +48,7 @@ def make_config(args: argparse.Namespace, task: str, model: str, seed: int) -> P
         "name": f"{task}-{model}-seed{seed}",
         "graph": {
             "kind": "extended",
-            "samplings": ["consecutive", "uniform"],
+            "samplings": args.samplings,
             "clip_lengths": args.lengths,
             "learning_rates": args.lrs,
         },
@@ -81,9 +81,9 @@ def make_config(args: argparse.Namespace, task: str, model: str, seed: int) -> P
             },
             "model": {"name": model},
             "optim": {
-                "effective_batch": 16,
-                "reference_batch": 16,
-                "base_micro_batch": 16,
+                "effective_batch": args.batch,
+                "reference_batch": 16,  # lrs are given for batch 16, scaled linearly
+                "base_micro_batch": args.batch,
                 "base_clip_length": min(args.lengths),
             },
         },
@@ -168,6 +168,7 @@ def _header(args: argparse.Namespace) -> list[str]:
         "",
         f"Data: synthetic tasks, {args.videos_per_class} videos per class (10 classes), "
         f"{args.size}x{args.size} px; clip lengths {args.lengths}, lrs {args.lrs}; "
+        f"samplings {args.samplings}; batch {args.batch} (lrs given at 16, scaled linearly); "
         f"seeds {args.seeds}; test protocol {args.views} views.",
         "",
     ]
@@ -359,15 +360,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--networks", type=_csv(str), default=list(NETWORKS))
     parser.add_argument("--target", default="mc3_18", help="transfer: torchvision network")
     parser.add_argument("--seeds", type=_csv(int), default=[0])
-    parser.add_argument("--videos-per-class", type=int, default=20)
+    parser.add_argument("--videos-per-class", type=int, default=30)
+    parser.add_argument("--samplings", type=_csv(str), default=["consecutive", "uniform"])
+    parser.add_argument("--batch", type=int, default=8, help="effective batch (lrs at 16)")
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--lengths", type=_csv(int), default=[4, 8, 16])
     parser.add_argument("--lrs", type=_csv(float), default=[0.1, 0.01, 0.001])
-    parser.add_argument("--budgets", type=_csv(int), default=[6, 9, 12, 15, 18])
+    parser.add_argument("--budgets", type=_csv(int), default=[8, 12, 16, 20, 24])
     parser.add_argument("--decays", type=_csv(str), default=["3step", "cosine"])
     parser.add_argument("--delay", type=int, default=4)
-    parser.add_argument("--max-epochs", type=int, default=20)
-    parser.add_argument("--min-epochs-from-initial", type=int, default=8)
+    parser.add_argument("--max-epochs", type=int, default=24)
+    parser.add_argument("--min-epochs-from-initial", type=int, default=10)
     parser.add_argument("--step-epochs", type=int, default=10, help="table1: epochs per step")
     parser.add_argument("--views", default="10x3")
     parser.add_argument("--frames", type=_csv(int), default=[64, 192], help="min,max per video")
