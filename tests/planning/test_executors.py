@@ -144,3 +144,14 @@ def test_plan_json_never_holds_infinity(tmp_path):
     _local(tmp_path, (Fault(*SIDE, epoch=1, kind="diverge"),))
     text = json.dumps(_local(tmp_path / "again", (Fault(*SIDE, epoch=1, kind="diverge"),)))
     assert "Infinity" not in text and "NaN" not in text
+
+
+def test_the_report_shows_failed_moves(tmp_path):
+    from opplan.report.figures import write_report
+
+    plan = _local(tmp_path, (Fault(*SIDE, epoch=2, kind="diverge"),))
+    plan["cost"].update(compute_seconds=1.0, wall_seconds=2.0)
+    readme = (write_report(plan, tmp_path) / "README.md").read_text()
+    assert f"- {SIDE[0]} -> {SIDE[1]}: **diverged** (loss is nan at epoch 2)" in readme
+    assert "**unreachable**" in readme
+    assert (tmp_path / "report" / "graph.png").stat().st_size > 10_000

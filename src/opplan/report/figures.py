@@ -29,6 +29,9 @@ __all__ = [
 ]
 
 
+FINE_STATUSES = ("finished", "running")
+
+
 @dataclass(frozen=True)
 class GraphFigureData:
     samplings: tuple[str, ...]
@@ -37,7 +40,8 @@ class GraphFigureData:
     nodes: dict[str, tuple[str, int, int]]  # state -> (sampling, column, row)
     edges: tuple[tuple[str, str, bool, int | None], ...]  # from, to, chosen, epochs
     best: str
-    values: dict[str, float]  # state -> value of its best incoming transition
+    values: dict[str, float | None]  # state -> value of its best incoming move (None: no model)
+    failed: frozenset[tuple[str, str]] = frozenset()  # diverged / failed / unreachable moves
 
 
 def graph_figure_data(plan: dict[str, Any]) -> GraphFigureData:
@@ -52,7 +56,12 @@ def graph_figure_data(plan: dict[str, Any]) -> GraphFigureData:
         for t in plan["transitions"]
     )
     values = {name: rec["value"] for name, rec in plan["states"].items()}
-    return GraphFigureData(samplings, lengths, lrs, nodes, edges, plan["best_final_state"], values)
+    failed = frozenset(
+        (t["from"], t["to"]) for t in plan["transitions"] if t["status"] not in FINE_STATUSES
+    )
+    return GraphFigureData(
+        samplings, lengths, lrs, nodes, edges, plan["best_final_state"], values, failed
+    )
 
 
 def render_graph(data: GraphFigureData, path: str | Path) -> None:
@@ -80,6 +89,7 @@ def render_graph(data: GraphFigureData, path: str | Path) -> None:
                     "arrowstyle": "-|>",
                     "color": "#d62728" if chosen else "0.35",
                     "lw": 2.6 if chosen else 1.0,
+                    "linestyle": "--" if (src, dst) in data.failed else "-",
                     "shrinkA": 17,
                     "shrinkB": 17,
                     "connectionstyle": "arc3,rad=0.08",
@@ -109,9 +119,9 @@ def render_graph(data: GraphFigureData, path: str | Path) -> None:
                 linewidths=1.5,
                 zorder=2,
             )
-            ax.text(
-                x, y, f"{data.values[name]:.3f}", ha="center", va="center", fontsize=7, zorder=5
-            )
+            value = data.values[name]
+            label = "failed" if value is None else f"{value:.3f}"
+            ax.text(x, y, label, ha="center", va="center", fontsize=7, zorder=5)
         ax.scatter([start[0]], [start[1]], s=780, c="0.85", edgecolors="black", zorder=2)
         ax.text(start[0], start[1] - 0.32, "initial", ha="center", fontsize=9)
         ax.set_xticks(range(len(data.clip_lengths)), [f"{c}f" for c in data.clip_lengths])
@@ -123,7 +133,9 @@ def render_graph(data: GraphFigureData, path: str | Path) -> None:
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     fig.suptitle(
-        f"Explored transitions (black) and the chosen path (red) -> {data.best}", fontsize=10
+        f"Explored transitions (black; dashed: diverged or failed)\n"
+        f"and the chosen path (red) -> {data.best}",
+        fontsize=10,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -145,6 +157,8 @@ def curve_panels(plan: dict[str, Any]) -> list[CurvePanel]:
     chosen = {(step["from"], str(step_state(step))) for step in plan["path"]}
     panels = []
     for t in plan["transitions"]:
+        if t["status"] == "unreachable":
+            continue  # never trained: nothing to draw
         scores = np.asarray(t["scores"], dtype=float)
         epochs = np.arange(len(scores))
         fit_values = None
@@ -204,12 +218,19 @@ def write_report(plan: dict[str, Any], run_dir: str | Path) -> Path:
         for k, s in enumerate(plan["path"], start=1)
     )
     cost = plan["cost"]
+    failed = [t for t in plan["transitions"] if t["status"] not in FINE_STATUSES]
+    failures = "".join(
+        f"- {t['from']} -> {t['to']}: **{t['status']}** ({t['reason']})\n" for t in failed
+    )
+    if failures:
+        failures = "\nMoves that diverged or failed (value -inf, never on a path):\n\n" + failures
     (report / "README.md").write_text(
         f"# Plan report\n\nBest final state: **{plan['best_final_state']}** "
         f"(value {plan['value']:.4f}).\n\n"
         "| step | sampling | clip | lr | epochs | value |\n|---|---|---|---|---|---|\n"
         f"{steps}\n\nCost: {cost['transitions']} transitions, {cost['epochs_total']} epochs, "
-        f"{cost['compute_seconds']:.1f} s of training, {cost['wall_seconds']:.1f} s wall time.\n\n"
+        f"{cost['compute_seconds']:.1f} s of training, {cost['wall_seconds']:.1f} s wall time.\n"
+        f"{failures}\n"
         "![transition graph](graph.png)\n\n`graph.png`: explored transitions in black, the "
         "chosen path in red with its epochs (Fig. 4 of the paper).\n\n"
         "![curves](curves.png)\n\n`curves.png`: each transition's validation scores, the "

@@ -86,6 +86,12 @@ class RichPlanProgress:
                 f"knee {event['knee_epoch']}, value {event['value']:.4f}"
                 f"  [dim]({event['reason']})[/]"
             )
+        elif op == "transition_failed":
+            self.console.print(
+                f"[red]{event['reason']}[/] {event['src']} -> {event['dst']}: {event['message']}"
+            )
+        elif op == "state_resolved" and event["checkpoint"] is None:
+            self.console.print(f"[red]no model[/] for {event['state']}: every move into it failed")
         elif op == "state_resolved":
             self.console.print(
                 f"[green]resolved[/] {event['state']} <- {event['best_src']}"
