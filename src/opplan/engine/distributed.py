@@ -12,6 +12,8 @@ Every rank runs the same planner or recipe loop. What keeps the ranks in step:
   rank whole micro-batches of the very batches one process would draw (gradient
   accumulation divided by N, the micro-batch that fits in memory unchanged), DDP averages
   the gradients, and the loss is weighted so that the average is the single-process sum;
+  BatchNorm running statistics are merged after each step into what one process would
+  have (:class:`RunningStats`);
 * validation is sharded by fixed indices and the correct-prediction *counts* are summed, so
   every rank gets the same score, equal to the single-process score (§3.3 decisions agree);
 * only rank 0 writes (checkpoints, journal, reports); :class:`ReplicaJournal` lets the
@@ -214,7 +216,8 @@ def all_reduce_gradients(parameters: Sequence[nn.Parameter], world_size: int) ->
 def average_buffers(model: nn.Module, world_size: int) -> None:
     """Make BatchNorm running statistics the same on every rank (timm's ``distribute_bn``,
     "reduce"): the running mean and variance of every BatchNorm that trained are averaged
-    over the ranks; its batch counter is rank 0's. Frozen BatchNorms are left alone."""
+    over the ranks; its batch counter is rank 0's. Frozen BatchNorms are left alone. Used
+    once per epoch when ranks train on pieces of micro-batches (no single-process order)."""
     for module in model.modules():
         if not (isinstance(module, _BATCH_NORMS) and module.training):
             continue
