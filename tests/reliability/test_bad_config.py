@@ -66,7 +66,13 @@ def test_empty_training_list(tiny_videos, tmp_path, capfd):
 def test_clip_length_longer_than_every_video(tiny_videos, tmp_path, capfd):
     config = video_config(tiny_videos)
     config["graph"]["clip_lengths"] = [4, 64]  # the videos have 16-24 frames
-    plan_refused(capfd, tmp_path, config, "clip length 64 is longer than every", "data.train_list")
+    plan_refused(
+        capfd,
+        tmp_path,
+        config,
+        "graph.clip_lengths: clip length 64 is longer than every",
+        "data.train_list",
+    )
 
 
 def test_missing_config_file(tmp_path, capfd):
@@ -104,7 +110,7 @@ def test_recipe_clip_longer_than_every_video(tiny_videos, tmp_path, capfd):
     recipe = write_yaml(tmp_path / "r.yaml", {"steps": steps})
     out = tmp_path / "run"
     argv = ["train", str(config), "--recipe", str(recipe), "--out", str(out)]
-    refused(capfd, argv, out, "clip length 32 is longer than every")
+    refused(capfd, argv, out, "recipe: clip length 32 is longer than every")
 
 
 def test_duplicate_states(tiny_videos, tmp_path, capfd):

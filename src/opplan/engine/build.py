@@ -242,7 +242,8 @@ def build_video_trainer(
         names = "original validation"
     if clip_length is not None:
         where = f"data.train_list ({Path(config.data.root) / config.data.train_list})"
-        check_clip_length(plan_train, clip_length, where=where)
+        what = "graph.clip_lengths: clip length" if purpose == "plan" else "recipe: clip length"
+        check_clip_length(plan_train, clip_length, where=where, what=what)
     log(
         f"data: {len(plan_train)} training / {len(plan_val)} {names} videos, "
         f"{num_classes} classes; model {config.model.name}"

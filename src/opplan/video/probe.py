@@ -34,6 +34,7 @@ def check_clip_length(
     clip_length: int,
     *,
     where: str,
+    what: str = "clip length",
     opener: Callable[[VideoRecord], VideoReader] | None = None,
     max_probes: int = 32,
 ) -> None:
@@ -43,6 +44,7 @@ def check_clip_length(
         records: the videos (a list's frame counts are used when given).
         clip_length: the longest clip the run will sample.
         where: names the list in the message (e.g. ``data.train_list (train.txt)``).
+        what: names the clip length's origin (e.g. ``graph.clip_lengths: clip length``).
         opener: opens a record (default: :func:`~opplan.video.io.open_video`).
         max_probes: videos opened at most (spread evenly over the list); a list whose
             frame counts are all known is checked completely.
@@ -72,7 +74,7 @@ def check_clip_length(
         return  # nothing readable: reported by the bad-data policy, with every path
     seen = "every video" if probed == len(records) else f"every one of {probed} videos probed"
     raise ConfigError(
-        f"clip length {clip_length} is longer than {seen} of {where} "
+        f"{what} {clip_length} is longer than {seen} of {where} "
         f"(longest: {longest} frames); use shorter clip lengths"
     )
 
