@@ -47,7 +47,7 @@ CASES = {
     # leaves rank 1 none: reduced by hand
     "whole": (2, 8, "frozen"),
     "bn": (2, 8, "train"),  # the same with BatchNorm statistics trained (averaged per epoch)
-    "split": (2, 6, "train"),  # accumulation 3: micro-batches cut in pieces over the ranks
+    "split": (2, 6, "train"),  # accumulation 3: each rank 3 clips per step (2 + 1)
 }
 
 
@@ -72,7 +72,8 @@ def test_plan_steps_shares_each_single_process_step(n, micro, accumulate, world)
             assert [b for share in step for b in share] == batches[
                 k * accumulate : (k + 1) * accumulate
             ]
-        if k < len(steps) - 1 and (accumulate % world == 0 or micro >= world):
+        assert all(len(b) <= micro for share in step for b in share)
+        if k < len(steps) - 1 and (accumulate % world == 0 or micro * accumulate % world == 0):
             # only the last step may be uneven over the ranks
             assert len({len(share) for share in step}) == 1
 
@@ -207,7 +208,7 @@ def test_two_gloo_processes_train_and_score_like_one(tiny_data, tmp_path):
     )
     check.resume(STATE, f"e{EPOCHS}")
     assert check.evaluate() == two["bn"]["scores"][-1]
-    # micro-batches cut in pieces: the same clips per step, BatchNorm batches differ
+    # clips cut in runs per rank: the same clips per step, BatchNorm batches differ
     assert len(two["split"]["losses"]) == EPOCHS
     assert all(0.0 <= s <= 1.0 for s in two["split"]["scores"])
 

@@ -173,18 +173,21 @@ def plan_steps(
     * ``accumulate`` divisible by N: each rank takes ``accumulate / N`` whole micro-batches
       of the step. The micro-batch (sized to fit one GPU) and every BatchNorm batch stay as
       in one process, so the step's gradient is the same sum, computed N times faster;
-    * otherwise every micro-batch is cut into N near-equal pieces, one per rank (the same
-      clips per step; BatchNorm statistics then come from the smaller pieces).
+    * otherwise the step's clips are cut into N near-equal runs, one per rank, each run
+      trained in as few micro-batches of at most the single-process size as it takes (the
+      same clips per step; BatchNorm batch statistics then come from other groupings).
+      E.g. 16 clips per micro-batch, 4 per step, 8 ranks: one micro-batch of 8 per rank.
 
     Only the epoch's last step can leave a rank fewer (or no) micro-batches (in the second
-    case, as long as the micro-batch has at least N clips); the trainer reduces such a step
-    by hand (:func:`all_reduce_gradients`).
+    case, when the step's clips divide by N); the trainer reduces an uneven step by hand
+    (:func:`all_reduce_gradients`).
 
     Returns:
         ``steps[s][rank]``: the index lists that rank trains on in optimizer step ``s``.
     """
     if accumulate < 1 or world_size < 1:
         raise ValueError(f"accumulate and world_size must be >= 1, got {accumulate}, {world_size}")
+    micro = len(batches[0]) if batches else 1  # the first batch is always full
     steps: list[list[list[list[int]]]] = []
     for start in range(0, len(batches), accumulate):
         group = [list(b) for b in batches[start : start + accumulate]]
@@ -192,8 +195,14 @@ def plan_steps(
             per_rank = accumulate // world_size
             shares = [group[r * per_rank : (r + 1) * per_rank] for r in range(world_size)]
         else:
-            pieces = [np.array_split(np.asarray(b, dtype=np.int64), world_size) for b in group]
-            shares = [[p[r].tolist() for p in pieces if len(p[r])] for r in range(world_size)]
+            clips = np.asarray([i for b in group for i in b], dtype=np.int64)
+            runs = np.array_split(clips, world_size)
+            shares = [
+                [c.tolist() for c in np.array_split(run, -(-len(run) // micro))]
+                if len(run)
+                else []
+                for run in runs
+            ]
         steps.append(shares)
     return steps
 
