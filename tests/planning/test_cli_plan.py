@@ -167,3 +167,45 @@ def test_kill_9_and_resume_gives_the_identical_plan(tmp_path):
 @pytest.mark.parametrize("seed", range(5))
 def test_kill_9_many_times(tmp_path, seed):
     _kill_and_resume(tmp_path, kills=10, seed=seed)
+
+
+def test_ray_address_without_the_ray_executor_exits_2(tmp_path, capsys):
+    config = write_config(tmp_path / "c.yaml", SMALL)
+    run = tmp_path / "run"
+    assert main(["plan", str(config), "--out", str(run), "--ray-address", "auto"]) == 2
+    assert "--ray-address needs --executor ray" in capsys.readouterr().err
+    assert not run.exists()
+
+
+@pytest.mark.slow
+def test_ray_driver_killed_then_resumed_gives_the_local_plan(tmp_path):
+    """``--executor ray``: kill -9 the driver twice mid-plan, resume (on Ray, then locally)."""
+    pytest.importorskip("ray")
+    data = {**SMALL, "trainer": {**SMALL["trainer"], "epoch_delay": 0.05}}
+    config = write_config(tmp_path / "c.yaml", data)
+    ref = tmp_path / "ref"
+    assert main(["plan", str(config), "--out", str(ref)]) == 0
+    reference = without_time(json.loads((ref / "plan.json").read_text()))
+    run = tmp_path / "run"
+    base = [sys.executable, "-m", "opplan", "plan", str(config), "--out", str(run), "--resume"]
+    ray_cmd = [*base, "--executor", "ray", "--max-parallel", "2"]
+    env = {**os.environ, "COLUMNS": "120"}
+    for _ in range(2):
+        proc = subprocess.Popen(
+            ray_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
+        journal = run / "journal.jsonl"
+        deadline = time.monotonic() + 120
+        start = len(journal.read_text().splitlines()) if journal.exists() else 0
+        while time.monotonic() < deadline:  # kill once this session has scored some epochs
+            if journal.exists() and len(journal.read_text().splitlines()) > start + 15:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (run / "plan.json").exists()
+    done = subprocess.run(ray_cmd, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert without_time(json.loads((run / "plan.json").read_text())) == reference
+    again = subprocess.run(base, capture_output=True, text=True, env=env)  # finished: a no-op
+    assert again.returncode == 0, again.stderr

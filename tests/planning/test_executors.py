@@ -104,7 +104,7 @@ def test_local_executor_is_the_default(tmp_path, reference):
 
 # -- Ray ---------------------------------------------------------------------------------
 def test_ray_gives_the_local_plan(tmp_path, reference, ray_instance):
-    assert _ray_plan(tmp_path, delay=0.3) == reference
+    assert _ray_plan(tmp_path, delay=0.15) == reference
     # transitions out of one resolved state overlapped: their epochs interleave in the journal
     events = [
         (e["src"], e["dst"])
@@ -124,6 +124,7 @@ def test_a_killed_worker_is_retried_from_its_last_epoch(tmp_path, reference, ray
     assert epochs == list(range(1, len(epochs) + 1))
 
 
+@pytest.mark.slow
 def test_a_worker_that_keeps_dying_fails_alone(tmp_path, reference, ray_instance):
     plan = _ray_plan(tmp_path, [Fault(*SIDE, epoch=2, kind="exit", times=-1)])
     side = next(t for t in plan["transitions"] if (t["from"], t["to"]) == SIDE)
@@ -135,6 +136,7 @@ def test_a_worker_that_keeps_dying_fails_alone(tmp_path, reference, ray_instance
     assert len(finished) == len(reference["transitions"]) - 2
 
 
+@pytest.mark.slow
 def test_a_stalled_worker_is_killed_and_retried(tmp_path, reference, ray_instance):
     plan = _ray_plan(tmp_path, [Fault(*FIRST, epoch=3, kind="hang")], stall_timeout=4.0)
     assert plan == reference

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 from dataclasses import replace
@@ -70,7 +71,10 @@ def _executor_config(args, config):  # type: ignore[no-untyped-def]
         raise ConfigError(f"--max-parallel: must be at least 1, got {args.max_parallel}")
     if args.ray_address is not None and update.get("kind", config.executor.kind) != "ray":
         raise ConfigError("--ray-address needs --executor ray (or executor.kind: ray)")
-    return config.executor.model_copy(update=update)
+    cfg = config.executor.model_copy(update=update)
+    if cfg.kind == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError("executor ray: Ray is not installed (pip install 'opplan[ray]')")
+    return cfg
 
 
 def _make_executor(cfg, config, run, strict, longest, trainer):  # type: ignore[no-untyped-def]
@@ -79,13 +83,6 @@ def _make_executor(cfg, config, run, strict, longest, trainer):  # type: ignore[
 
     if cfg.kind == "local":
         return LocalExecutor(trainer)
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        from opplan.errors import ConfigError
-
-        missing = "executor ray: Ray is not installed (pip install 'opplan[ray]')"
-        raise ConfigError(missing) from None
     factory = partial(_make_trainer, config, run, strict, longest)
     return RayExecutor(
         factory,
@@ -126,6 +123,7 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
     from opplan.rundir import RunDir
 
     config = load_config(args.config)  # exits 2 on a bad config, before any work
+    executor_cfg = _executor_config(args, config)
     graph = config.graph.build()
     run = RunDir(args.out)
     replica = dist is not None and not dist.is_main  # ranks > 0 of torchrun write nothing
@@ -157,7 +155,6 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
                 progress=progress,
             ).run()
         return 0
-    executor_cfg = _executor_config(args, config)
     executor = _make_executor(executor_cfg, config, run, args.strict, longest, trainer)
     options = replace(config.planner.options(), max_retries=executor_cfg.max_retries)
     live = RichPlanProgress(console, verbose=args.verbose)

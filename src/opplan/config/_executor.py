@@ -30,5 +30,5 @@ class ExecutorConfig(BaseModel):
         2, description="restarts of a transition whose worker died or stalled, then it fails"
     )
     stall_timeout: PositiveFloat | None = Field(
-        None, description="seconds without a finished epoch before a worker is killed and retried"
+        None, description="seconds one epoch may take before its worker is killed and retried"
     )

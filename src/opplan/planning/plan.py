@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from opplan.errors import OpplanError
 from opplan.fileio import atomic_write_json, atomic_write_text
 from opplan.planning.graph import TransitionGraph
 from opplan.planning.progress import Progress, StateRecord, TransitionRecord
@@ -35,7 +36,7 @@ from opplan.planning.state import TrainingState
 __all__ = ["Plan", "PlanFailed", "PlanStep", "step_state", "transition_dict"]
 
 
-class PlanFailed(RuntimeError):
+class PlanFailed(OpplanError, RuntimeError):
     """Every final state is unreachable: all the moves into them failed or diverged."""
 
 

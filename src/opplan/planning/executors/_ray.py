@@ -6,7 +6,7 @@ per transition; Ray gives an actor with ``num_gpus`` only its own devices throug
 ``CUDA_VISIBLE_DEVICES``). Actors are reused by later transitions. The planner stays the only
 writer of the journal: actors return scores, the driver decides.
 
-A dead actor (its process killed, a node lost) or one with no finished operation for
+A dead actor (its process killed, a node lost) or one whose epoch has not finished within
 ``stall_timeout`` seconds is reported as :class:`WorkerLost`; the planner then restarts the
 transition from its last journaled epoch on a fresh actor.
 """
@@ -54,7 +54,8 @@ class RayExecutor(Executor):
         max_parallel: cap on concurrent transitions (default: what the cluster's CPUs/GPUs
             allow at ``num_cpus``/``num_gpus`` per transition).
         num_cpus, num_gpus: the resource request of one transition.
-        stall_timeout: seconds without a finished operation before a worker is killed.
+        stall_timeout: seconds one epoch may take before its worker is killed (a hung
+            data loader, a dead NCCL peer); set it well above the slowest epoch.
         poll: seconds between stall checks while waiting.
     """
 
@@ -141,7 +142,8 @@ class RayExecutor(Executor):
             return []
         now, lost = time.monotonic(), []
         for ref, (edge, op, since) in list(self._pending.items()):
-            if now - since > self._stall:
+            # only epochs count: a start also waits for a new actor and its data to load
+            if op == "epoch" and now - since > self._stall:
                 del self._pending[ref]
                 actor = self._busy.pop(edge, None)
                 if actor is not None:
