@@ -116,7 +116,7 @@ def tiny_data(tmp_path_factory):
 
 
 def _tiny(batch_norm: str) -> torch.nn.Module:
-    net = build_model("dg_p3d_tiny", num_classes=10, drop_rate=0.0)  # no dropout masks
+    net = build_model("dg_p3d_tiny", num_classes=10)  # dropout 0.5: masks per micro-batch
     if batch_norm == "frozen":
         freeze_bn(net, except_first=False)
     return net
@@ -226,7 +226,7 @@ def _video_config(root: Path, path: Path, graph: dict | None = None, planner=Non
                 "internal_val_size": 8,
                 "cache": "memory",
             },
-            "model": {"name": "dg_p3d_tiny", "options": {"drop_rate": 0.0}},
+            "model": {"name": "dg_p3d_tiny"},
             "optim": {
                 "effective_batch": 8,
                 "reference_batch": 8,

@@ -155,8 +155,7 @@ class VideoTrainer:
         world, rank = self.dist.world_size, self.dist.rank
         self.epoch += 1
         seed = derive_seed(self.seed, self.origin, state, self.epoch)
-        # rank 0 draws (dropout) like one process; other ranks from their own stream
-        torch.manual_seed(seed if rank == 0 else derive_seed(seed, "rank", rank))
+        torch.manual_seed(seed)
         dataset = self._dataset(state, "train")
         dataset.seed = derive_seed(self.seed, self.origin, state)
         dataset.set_epoch(self.epoch)
@@ -197,6 +196,9 @@ class VideoTrainer:
                 clips = clips.to(self.device, non_blocking=True)
                 labels = labels.to(self.device, non_blocking=True)
                 sync = self._ddp is None or (even and j == len(mine) - 1)
+                # random draws (dropout) seeded by the micro-batch's first clip: the same
+                # masks whichever rank trains it, so N ranks train like one process
+                torch.manual_seed(derive_seed(seed, "batch", mine[j][0]))
                 with nullcontext() if sync else net.no_sync():  # type: ignore[operator]
                     with self._autocast():
                         loss = heads_loss(net(clips), labels, criterion)
