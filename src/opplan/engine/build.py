@@ -210,6 +210,10 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _silent(message: str) -> None:
+    pass
+
+
 def build_video_trainer(
     config: VideoTrainerConfig,
     run_dir: str | Path,
@@ -228,6 +232,8 @@ def build_video_trainer(
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     dist = dist or DistributedContext()
+    if not dist.is_main:
+        log = _silent  # rank 0 reports
     if dist.is_main:
         ensure_dataset(config.data, log)
     dist.barrier()
