@@ -157,3 +157,30 @@ def test_the_report_shows_failed_moves(tmp_path):
     assert f"- {SIDE[0]} -> {SIDE[1]}: **diverged** (loss is nan at epoch 2)" in readme
     assert "**unreachable**" in readme
     assert (tmp_path / "report" / "graph.png").stat().st_size > 10_000
+
+
+# -- beyond the paper: pruning -----------------------------------------------------------
+def test_pruning_saves_epochs_and_keeps_the_plan_on_random_instances(tmp_path):
+    from opplan.planning.simulate import RandomLandscape
+
+    graph = TransitionGraph.build("extended", ["consecutive", "uniform"], [8, 16], [0.1, 0.01])
+    saved = 0
+    for seed in range(2):
+        plans = {}
+        for prune in (False, True):
+            run = tmp_path / f"{seed}-{prune}"
+            trainer = SimulatedTrainer(run / "ck", RandomLandscape(seed, 0.01))
+            options = PlannerOptions(delay=3, max_epochs=25, prune=prune)
+            with Journal(run / "journal.jsonl") as journal:
+                plans[prune] = Planner(graph, trainer, journal, options).run().to_dict()
+        off, on = plans[False], plans[True]
+        assert on["path"] == off["path"] and on["best_final_state"] == off["best_final_state"]
+        pruned = [t for t in on["transitions"] if t["reason"].startswith("pruned")]
+        for t in pruned:  # a pruned transition is a prefix of the full one and never chosen
+            full = next(
+                f for f in off["transitions"] if (f["from"], f["to"]) == (t["from"], t["to"])
+            )
+            assert t["scores"] == full["scores"][: len(t["scores"])]
+            assert on["states"][t["to"]]["best_from"] != t["from"]
+        saved += off["cost"]["epochs_total"] - on["cost"]["epochs_total"]
+    assert saved > 0

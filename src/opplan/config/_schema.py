@@ -77,6 +77,14 @@ class PlannerConfig(_Strict):
     min_epochs_from_initial: Annotated[int, Field(ge=0)] = Field(
         0, description="the same floor for transitions from the initialization only"
     )
+    prune: bool = Field(
+        False,
+        description="beyond the paper: abandon a transition whose optimistic bound cannot beat "
+        "the best value already known for its destination",
+    )
+    prune_margin: Annotated[float, Field(ge=0)] = Field(
+        0.02, description="slack added to the optimistic bound when pruning (score units)"
+    )
 
     def options(self) -> PlannerOptions:
         return PlannerOptions(**self.model_dump())

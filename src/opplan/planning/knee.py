@@ -286,6 +286,23 @@ class KneeStopper:
             return True
         return False
 
+    def optimistic_bound(self, margin: float) -> float:
+        """What this transition could still reach: the larger of the best observed score and
+        the last fit's peak over the horizon, plus ``margin`` and twice the fit's RMSE
+        (``inf`` without a successful fit, so nothing is abandoned on no evidence)."""
+        fit = self.last_fit
+        if fit is None or not fit.success:
+            return math.inf
+        finite = [y for y in self.scores if math.isfinite(y)]
+        best = max([fit.peak, *finite])
+        return best + margin + 2.0 * fit.rmse
+
+    def abandon(self, reason: str) -> None:
+        """Stop now at the last fit's knee (it cannot beat what is already known)."""
+        fit = self.last_fit
+        assert fit is not None and fit.success and not self.stopped
+        self._stop(min(fit.knee_epoch, self.epoch), fit.peak, reason)
+
     def _stop(self, knee: int, value: float, reason: str) -> None:
         self.stopped_at, self.knee_epoch, self.value, self.reason = self.epoch, knee, value, reason
         self.from_fit = True

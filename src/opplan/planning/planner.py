@@ -58,6 +58,12 @@ class PlannerOptions:
             only (training from scratch often starts with a flat stretch).
         max_retries: restarts of a transition whose worker died or stalled (from its last
             journaled epoch) before it is marked failed.
+        prune: beyond the paper, off by default -- abandon a running transition as soon as
+            its optimistic bound (:meth:`KneeStopper.optimistic_bound`) falls below the best
+            value already known for its destination (a finished sibling's): it cannot win
+            Eq. 2. Saves epochs; with parallel executors which sibling finishes first, hence
+            what is pruned, depends on timing.
+        prune_margin: slack added to the bound (score units).
     """
 
     delay: int = 10
@@ -68,6 +74,8 @@ class PlannerOptions:
     min_epochs: int = 0
     min_epochs_from_initial: int = 0
     max_retries: int = 2
+    prune: bool = False
+    prune_margin: float = 0.02
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,7 +218,10 @@ class Planner:
                 continue
             stop = False
             for score in partial.scores[1:]:  # same inputs -> same decisions as before
+                n_fits = len(running.stopper.fits)
                 stop = running.stopper.observe(score)
+                if not stop and self.options.prune and len(running.stopper.fits) > n_fits:
+                    stop = self._prune(dst, running.stopper)
             for lost in running.stopper.fits[len(partial.fits) :]:  # a fit lost to the crash
                 epoch = lost.n_points - 1
                 self._emit(Op.FIT, src=str(src), dst=str(dst), epoch=epoch, fit=lost.to_dict())
@@ -265,6 +276,8 @@ class Planner:
             stopper = running.stopper
             n_fits = len(stopper.fits)
             stop = stopper.observe(result.score)  # refit (§3.3); deterministic: replay agrees
+            if not stop and self.options.prune and len(stopper.fits) > n_fits:
+                stop = self._prune(dst, stopper)
             self._emit(
                 Op.EPOCH_SCORED,
                 src=str(src),
@@ -283,6 +296,23 @@ class Planner:
                 return
         next_id = f"{_edge_id(src, dst)}/e{record.epochs_trained + 1:03d}"
         self.executor.submit(edge, "epoch", next_id)
+
+    def _prune(self, dst: TrainingState, stopper: KneeStopper) -> bool:
+        known = [
+            r.value
+            for src in self.graph.predecessors(dst)
+            if (r := self.progress.transitions.get((src, dst))) is not None
+            and r.finished
+            and not r.failed
+            and r.value is not None
+        ]
+        if not known:
+            return False
+        bound = stopper.optimistic_bound(self.options.prune_margin)
+        if bound >= max(known):
+            return False
+        stopper.abandon(f"pruned: bound {bound:.4f} < best known {max(known):.4f}")
+        return True
 
     def _finish(self, record: TransitionRecord, stopper: KneeStopper) -> None:
         knee = stopper.knee_epoch

@@ -1,0 +1,144 @@
+"""Beyond the paper: epochs saved by pruning (``planner.prune``) and whether the path changes.
+
+    python -m benchmarks.pruning simulated [--instances 10]
+    python -m benchmarks.pruning replay RUN/plan.json [RUN/plan.json ...]
+
+``simulated``: random planning instances (RandomLandscape seeds 0..n-1 on the 3x3x2 extended
+graph, T = 10), each planned with and without pruning.
+
+``replay``: a finished plan of a real trainer replayed with pruning on, exactly: every
+transition is deterministic given its starting model, so a pruned transition scores the
+prefix of its recorded curve. The replay is exact while every state keeps the model it had
+in the recorded plan; if pruning would change a state's model (the bound was wrong and a
+pruned move would have won), the replay stops and reports that the path changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from opplan.planning import Journal, Planner, PlannerOptions, TrainingState, TransitionGraph
+from opplan.planning.simulate import RandomLandscape, SimulatedTrainer
+
+
+class PathChanged(Exception):
+    """A state would start from another model than in the recorded plan."""
+
+
+class RecordedTrainer:
+    """Serves the recorded validation curves of a finished plan (Trainer protocol)."""
+
+    def __init__(self, plan: dict, graph: TransitionGraph):
+        self.curves = {(t["from"], t["to"]): t["scores"] for t in plan["transitions"]}
+        self.models = {
+            f"{TrainingState.parse(r['best_from']).slug}__{TrainingState.parse(s).slug}"
+            f"/e{r['epochs']:03d}": s
+            for s, r in plan["states"].items()
+        }
+        self.state_of = {s.slug: str(s) for s in graph.states}
+        self.edge: tuple[str, str] = ("", "")
+        self.epoch = 0
+
+    def start(self, state: TrainingState, from_checkpoint: str | None) -> None:
+        if from_checkpoint is None:
+            src = "initial"
+        elif from_checkpoint in self.models:
+            src = self.models[from_checkpoint]
+        else:
+            raise PathChanged(f"{state} would start from {from_checkpoint}")
+        self.edge, self.epoch = (src, str(state)), 0
+
+    def resume(self, state: TrainingState, checkpoint_id: str) -> None:
+        raise NotImplementedError
+
+    def train_epoch(self) -> None:
+        self.epoch += 1
+
+    def evaluate(self) -> float:
+        return float(self.curves[self.edge][self.epoch])
+
+    def save(self, checkpoint_id: str) -> None:
+        pass
+
+    def release(self, checkpoint_id: str) -> None:
+        pass
+
+
+def replay(run: Path, margin: float) -> str:
+    """One table row: the finished plan in ``run`` replayed with pruning on."""
+    from dataclasses import replace
+
+    from opplan.config import load_config
+
+    config = load_config(run / "config.yaml")
+    graph = config.graph.build()
+    plan = json.loads((run / "plan.json").read_text())
+    options = replace(config.planner.options(), prune=True, prune_margin=margin)
+    total = plan["cost"]["epochs_total"]
+    with tempfile.TemporaryDirectory() as tmp, Journal(Path(tmp) / "j.jsonl") as journal:
+        try:
+            pruned = Planner(graph, RecordedTrainer(plan, graph), journal, options).run()
+        except PathChanged as err:
+            return f"| {run} | {total} | - | - | path changed: {err} |"
+    same = pruned.to_dict()["path"] == plan["path"]
+    n = sum(t.reason.startswith("pruned") for t in pruned.transitions)
+    saved = total - pruned.epochs_total
+    return (
+        f"| {run} | {total} | {pruned.epochs_total} | {saved} ({100 * saved / total:.0f} %), "
+        f"{n} pruned | {'same path' if same else 'PATH CHANGED'} |"
+    )
+
+
+def simulated(instances: int, margin: float) -> list[str]:
+    graph = TransitionGraph.build(
+        "extended", ["consecutive", "uniform"], [16, 32, 64], [0.04, 0.004, 0.0004]
+    )
+    rows = []
+    for seed in range(instances):
+        plans = {}
+        for prune in (False, True):
+            with tempfile.TemporaryDirectory() as tmp:
+                trainer = SimulatedTrainer(Path(tmp) / "ck", RandomLandscape(seed, 0.01))
+                options = PlannerOptions(
+                    delay=10, max_epochs=100, prune=prune, prune_margin=margin
+                )
+                with Journal(Path(tmp) / "j.jsonl") as journal:
+                    plans[prune] = Planner(graph, trainer, journal, options).run()
+        off, on = plans[False], plans[True]
+        saved = off.epochs_total - on.epochs_total
+        same = on.to_dict()["path"] == off.to_dict()["path"]
+        n = sum(t.reason.startswith("pruned") for t in on.transitions)
+        rows.append(
+            f"| random seed {seed} | {off.epochs_total} | {on.epochs_total} | "
+            f"{saved} ({100 * saved / off.epochs_total:.0f} %), {n} pruned | "
+            f"{'same path' if same else 'PATH CHANGED'} |"
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="what", required=True)
+    sim = sub.add_parser("simulated")
+    sim.add_argument("--instances", type=int, default=10)
+    rep = sub.add_parser("replay")
+    rep.add_argument("runs", type=Path, nargs="+", help="run directories of finished plans")
+    for p in (sim, rep):
+        p.add_argument("--margin", type=float, default=0.02)
+    args = parser.parse_args()
+    print("| plan | epochs (paper's rule) | epochs (pruned) | saved | chosen path |")
+    print("|---|---|---|---|---|")
+    if args.what == "simulated":
+        rows = simulated(args.instances, args.margin)
+    else:
+        rows = [replay(run, args.margin) for run in args.runs]
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
