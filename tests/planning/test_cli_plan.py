@@ -209,3 +209,19 @@ def test_ray_driver_killed_then_resumed_gives_the_local_plan(tmp_path):
     assert without_time(json.loads((run / "plan.json").read_text())) == reference
     again = subprocess.run(base, capture_output=True, text=True, env=env)  # finished: a no-op
     assert again.returncode == 0, again.stderr
+
+
+def test_keep_checkpoints_keeps_every_epoch(tmp_path):
+    config = write_config(tmp_path / "c.yaml", SMALL)
+    runs = {}
+    for keep in (False, True):
+        run = tmp_path / f"run-{keep}"
+        flags = ["--keep-checkpoints"] if keep else []
+        assert main(["plan", str(config), "--out", str(run), *flags]) == 0
+        plan = json.loads((run / "plan.json").read_text())
+        runs[keep] = {p.relative_to(run).as_posix() for p in (run / "checkpoints").rglob("*.json")}
+    every = sum(t["epochs_trained"] + 1 for t in plan["transitions"])
+    assert len(runs[True]) == every
+    # by default: the knee and the latest epoch of each transition
+    knee_and_latest = sum(len({t["knee_epoch"], t["epochs_trained"]}) for t in plan["transitions"])
+    assert len(runs[False]) == knee_and_latest and runs[False] <= runs[True]

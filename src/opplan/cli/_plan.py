@@ -27,6 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     plan.add_argument("--ray-address", help="join this Ray cluster (default: a local instance)")
     plan.add_argument("--max-parallel", type=int, help="cap on transitions running at once")
+    plan.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep every epoch's checkpoint (default: a finished transition keeps its knee "
+        "and its latest epoch)",
+    )
     plan.set_defaults(func=run_plan)
 
     show = sub.add_parser("show", help="show a plan (finished or running) as tables")
@@ -156,7 +162,11 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
             ).run()
         return 0
     executor = _make_executor(executor_cfg, config, run, args.strict, longest, trainer)
-    options = replace(config.planner.options(), max_retries=executor_cfg.max_retries)
+    options = replace(
+        config.planner.options(),
+        max_retries=executor_cfg.max_retries,
+        keep_checkpoints=config.planner.keep_checkpoints or args.keep_checkpoints,
+    )
     live = RichPlanProgress(console, verbose=args.verbose)
     board = TensorBoardCallback(run.root / "tensorboard")
     if hasattr(trainer, "on_batch"):
