@@ -107,12 +107,16 @@ def test_replica_journal_returns_the_events_and_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "journal.jsonl"]
 
 
-def test_torchrun_with_the_simulated_trainer_is_refused(tmp_path, monkeypatch, capsys):
+def test_torchrun_refuses_the_simulated_trainer_and_ray(tmp_path, monkeypatch, capsys):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"trainer": {"kind": "simulated"}}))
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["plan", str(config), "--out", str(tmp_path / "run")]) == 2
     assert "needs trainer.kind video" in capsys.readouterr().err
+    video = tmp_path / "v.yaml"
+    video.write_text(yaml.safe_dump({"trainer": {"kind": "video", "data": {"root": "x"}}}))
+    assert main(["plan", str(video), "--out", str(tmp_path / "run"), "--executor", "ray"]) == 2
+    assert "local executor" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

@@ -111,6 +111,8 @@ def run_plan(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         if config.trainer.kind != "video":
             raise ConfigError(f"{args.config}: torchrun data parallel needs trainer.kind video")
+        if _executor_config(args, config).kind != "local":
+            raise ConfigError("torchrun data parallel runs the local executor, not Ray")
         with distributed(config.trainer.device) as dist:
             return _plan(args, dist)
     return _plan(args, None)
@@ -148,7 +150,12 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
             f"[bold]opplan plan[/] {args.config} -> {run.root}: {graph!r}, "
             f"trainer {config.trainer.kind}"
         )
-    if replica:
+    options = replace(
+        config.planner.options(),
+        max_retries=executor_cfg.max_retries,
+        keep_checkpoints=config.planner.keep_checkpoints or args.keep_checkpoints,
+    )
+    if replica:  # the same planner loop, local executor, nothing written
         from opplan.engine.distributed import ReplicaJournal
 
         with ReplicaJournal() as journal:
@@ -156,17 +163,12 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
                 graph,
                 trainer,
                 journal,
-                config.planner.options(),
+                options,
                 config_hash=config_hash(config),
                 progress=progress,
             ).run()
         return 0
     executor = _make_executor(executor_cfg, config, run, args.strict, longest, trainer)
-    options = replace(
-        config.planner.options(),
-        max_retries=executor_cfg.max_retries,
-        keep_checkpoints=config.planner.keep_checkpoints or args.keep_checkpoints,
-    )
     live = RichPlanProgress(console, verbose=args.verbose)
     board = TensorBoardCallback(run.root / "tensorboard")
     if hasattr(trainer, "on_batch"):
