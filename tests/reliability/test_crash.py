@@ -116,7 +116,22 @@ def test_plan_survives_kill_9_in_every_phase(tmp_path, plan_reference):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("phase", PHASES)
+def test_plan_survives_a_kill_at_every_point_of_a_phase(tmp_path, plan_reference, phase):
+    """Exhaustive: one run per occurrence of ``phase`` in the reference plan, killed there
+    and resumed."""
+    points = plan_reference[3][phase]
+    lost = []
+    for n in range(1, points + 1):
+        (tmp_path / str(n)).mkdir()
+        stats = crash_plan(tmp_path / str(n), plan_reference, [Fault(phase, n)])
+        assert stats["kills"] == 1
+        lost.append(stats["lost_epochs"])
+    _record("plan-every-point", {"phase": phase, "points": points, "lost": lost})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3))
 def test_plan_survives_many_random_kills(tmp_path, plan_reference, seed):
     """Many kills: random phases at random occurrences, and random delays."""
     counts = plan_reference[3]
@@ -124,10 +139,10 @@ def test_plan_survives_many_random_kills(tmp_path, plan_reference, seed):
     kills: list[Fault | float] = []
     for _ in range(8):
         if rng.random() < 0.25:
-            kills.append(rng.uniform(0.2, 6.0))
+            kills.append(rng.uniform(0.2, 2.0))
         else:
             phase = rng.choice(PHASES)
-            kills.append(Fault(phase, rng.randint(1, max(1, counts[phase] // 2))))
+            kills.append(Fault(phase, rng.randint(1, max(1, counts[phase] // 3))))
     stats = crash_plan(tmp_path, plan_reference, kills)
     _record("plan", {"seed": seed, "faults": [str(k) for k in kills], **stats})
 
@@ -217,15 +232,28 @@ def test_train_survives_kill_9_in_every_phase(tmp_path, train_reference):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("phase", PHASES)
+def test_train_survives_a_kill_at_every_point_of_a_phase(tmp_path, train_reference, phase):
+    points = train_reference[4][phase]
+    lost = []
+    for n in range(1, points + 1):
+        (tmp_path / str(n)).mkdir()
+        stats = crash_train(tmp_path / str(n), train_reference, [Fault(phase, n)])
+        assert stats["kills"] == 1
+        lost.append(stats["lost_epochs"])
+    _record("train-every-point", {"phase": phase, "points": points, "lost": lost})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3))
 def test_train_survives_many_random_kills(tmp_path, train_reference, seed):
     counts = train_reference[4]
     rng = random.Random(200 + seed)
     kills: list[Fault | float] = []
     for _ in range(6):
         if rng.random() < 0.25:
-            kills.append(rng.uniform(0.2, 3.0))
+            kills.append(rng.uniform(0.2, 2.0))
         else:
             phase = rng.choice(PHASES)
-            kills.append(Fault(phase, rng.randint(1, max(1, counts[phase] // 2))))
+            kills.append(Fault(phase, rng.randint(1, max(1, counts[phase] // 3))))
     _record("train", {"seed": seed, **crash_train(tmp_path, train_reference, kills)})
