@@ -207,3 +207,13 @@ def test_commands_are_registered_by_the_module():
     args = parser.parse_args(["grid", "c.yaml", "--out", "r", "--budgets", "4,8"])
     assert args.budgets == "4,8" and callable(args.func)
     assert build_parser() is not None
+
+
+def test_a_run_directory_survives_new_config_fields_but_not_changed_ones():
+    from opplan.baselines._run import _differs
+
+    saved = {"seed": 0, "data": {"root": "a", "size": 32}}
+    assert not _differs(saved, {"seed": 0, "data": {"root": "a", "size": 32, "new": 1}})
+    assert _differs(saved, {"seed": 1, "data": {"root": "a", "size": 32}})
+    assert _differs(saved, {"seed": 0, "data": {"root": "b", "size": 32}})
+    assert _differs(saved, {"seed": 0})

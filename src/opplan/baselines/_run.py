@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from opplan.baselines._grid import GridSpec, summarize_grid
 from opplan.baselines._schedule import HandTunedSchedule
@@ -144,25 +145,35 @@ def _locked(run: Path) -> Iterator[None]:
         yield
 
 
+def _differs(saved: Any, current: Any) -> bool:
+    """Whether a saved setting differs from the current one; keys the saved config lacks
+    (fields added to the schema since, at their defaults) are not a difference."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return any(k not in current or _differs(v, current[k]) for k, v in saved.items())
+    return bool(saved != current)
+
+
 def prepare_run_dir(
     run: Path, config: PlanConfig, spec_name: str, spec: dict[str, Any], resume: bool
 ) -> None:
-    """Refuse to mix runs: another config or spec in ``run`` is an error; an existing run
-    needs ``resume``. Writes ``config.yaml`` and ``<spec_name>`` on a fresh run."""
+    """Refuse to mix runs: another trainer config or spec in ``run`` is an error; an existing
+    run needs ``resume``. Writes ``config.yaml`` and ``<spec_name>`` on a fresh run. Only the
+    ``trainer`` part of the config matters to a baseline (the spec holds the rest)."""
     saved_spec = run / spec_name
     text = dump_config(config)
+    saved_config = run / "config.yaml"
+    if saved_config.exists():
+        saved = (yaml.safe_load(saved_config.read_text()) or {}).get("trainer")
+        if _differs(saved, yaml.safe_load(text)["trainer"]):
+            raise RunDirError(f"{run} holds the config of another run ({saved_config})")
     if saved_spec.exists():
         if not resume:
             raise RunDirError(f"{run} already holds a run; pass --resume to continue it")
         if json.loads(saved_spec.read_text()) != spec:
             raise RunDirError(f"{run} holds another {spec_name} (see {saved_spec})")
-        if (run / "config.yaml").read_text() != text:
-            raise RunDirError(f"{run} holds the config of another run ({run / 'config.yaml'})")
         return
-    if (run / "config.yaml").exists() and (run / "config.yaml").read_text() != text:
-        raise RunDirError(f"{run} holds the config of another run ({run / 'config.yaml'})")
     run.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run / "config.yaml", text)
+    atomic_write_text(saved_config, text)
     atomic_write_json(saved_spec, spec)
 
 
