@@ -71,7 +71,7 @@ class RayExecutor(Executor):
     ):
         import ray
 
-        self._ray = ray
+        self._ray: Any = ray  # untyped module
         self._owns = False
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {
@@ -105,7 +105,7 @@ class RayExecutor(Executor):
 
     # -- Executor -----------------------------------------------------------------------
     def submit(self, edge: Edge, op: OpName, *args: object) -> None:
-        actor = self._busy.get(edge)
+        actor: Any = self._busy.get(edge)
         if actor is None:
             actor = self._idle.pop() if self._idle else self._actor_cls.remote(self._factory)
             self._busy[edge] = actor
