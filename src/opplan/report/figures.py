@@ -7,6 +7,7 @@ Each figure has a pure data step (``graph_figure_data``, ``curve_panels``) built
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from opplan.fileio import atomic_write_bytes, atomic_write_text
 from opplan.planning.curves import FAMILIES
 from opplan.planning.plan import step_state
 from opplan.planning.state import TrainingState
@@ -138,7 +140,7 @@ def render_graph(data: GraphFigureData, path: str | Path) -> None:
         fontsize=10,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_atomically(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -202,7 +204,7 @@ def render_curves(panels: list[CurvePanel], path: str | Path) -> None:
     fig.supxlabel("epoch", fontsize=9)
     fig.supylabel("validation score", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save_atomically(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -224,7 +226,8 @@ def write_report(plan: dict[str, Any], run_dir: str | Path) -> Path:
     )
     if failures:
         failures = "\nMoves that diverged or failed (value -inf, never on a path):\n\n" + failures
-    (report / "README.md").write_text(
+    atomic_write_text(
+        report / "README.md",
         f"# Plan report\n\nBest final state: **{plan['best_final_state']}** "
         f"(value {plan['value']:.4f}).\n\n"
         "| step | sampling | clip | lr | epochs | value |\n|---|---|---|---|---|---|\n"
@@ -234,6 +237,13 @@ def write_report(plan: dict[str, Any], run_dir: str | Path) -> Path:
         "![transition graph](graph.png)\n\n`graph.png`: explored transitions in black, the "
         "chosen path in red with its epochs (Fig. 4 of the paper).\n\n"
         "![curves](curves.png)\n\n`curves.png`: each transition's validation scores, the "
-        "fitted Table 1 curve and the knee (Fig. 2); titles in red are on the path.\n"
+        "fitted Table 1 curve and the knee (Fig. 2); titles in red are on the path.\n",
     )
     return report
+
+
+def _save_atomically(fig: Any, path: str | Path, dpi: int) -> None:
+    """A crash mid-write never leaves a truncated PNG (temp file, then ``os.replace``)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
