@@ -40,7 +40,7 @@ def grid_table(results: dict[str, Any]) -> Any:
 
     samplings, columns, cells = cell_grid(results)
     table = Table(title="hand-tuned grid: internal val top-1 % (epochs), * = best")
-    table.add_column("sampling")
+    table.add_column("sampling", no_wrap=True)
     for lengths, decay in columns:
         table.add_column(f"{lengths}\n{decay}", justify="right")
     for s in samplings:
