@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "opplan.cli._train",
     "opplan.cli._data",
     "opplan.cli._models",
+    "opplan.cli._baseline",
 )
 
 EXIT_BAD_INPUT = 2

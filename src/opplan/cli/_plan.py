@@ -89,7 +89,11 @@ def _make_executor(cfg, config, run, strict, longest, trainer):  # type: ignore[
 
     if cfg.kind == "local":
         return LocalExecutor(trainer)
-    factory = partial(_make_trainer, config, run, strict, longest)
+    if cfg.ranks_per_transition > 1 and config.trainer.kind != "video":
+        from opplan.errors import ConfigError
+
+        raise ConfigError("executor.ranks_per_transition > 1 needs trainer.kind video (DDP)")
+    factory = partial(_trainer_in_actor, config, run, strict, longest)
     return RayExecutor(
         factory,
         address=cfg.address,
@@ -97,7 +101,18 @@ def _make_executor(cfg, config, run, strict, longest, trainer):  # type: ignore[
         num_cpus=cfg.num_cpus,
         num_gpus=cfg.num_gpus,
         stall_timeout=cfg.stall_timeout,
+        ranks_per_transition=cfg.ranks_per_transition,
     )
+
+
+def _trainer_in_actor(config, run, strict, longest):  # type: ignore[no-untyped-def]
+    """A Ray actor's trainer; in a data-parallel group it first joins the process group."""
+    dist = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from opplan.engine.distributed import init_distributed
+
+        dist = init_distributed(config.trainer.device)
+    return _make_trainer(config, run, strict, longest, dist)
 
 
 def run_plan(args: argparse.Namespace) -> int:

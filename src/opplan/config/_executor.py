@@ -26,6 +26,11 @@ class ExecutorConfig(BaseModel):
     )
     num_cpus: Annotated[float, Field(ge=0)] = Field(1.0, description="CPUs per transition")
     num_gpus: Annotated[float, Field(ge=0)] = Field(0.0, description="GPUs per transition")
+    ranks_per_transition: PositiveInt = Field(
+        1,
+        description="ray: data-parallel processes (DDP) per transition, each with num_cpus and "
+        "num_gpus (e.g. num_gpus: 1, ranks_per_transition: 4 = 4 GPUs per transition)",
+    )
     max_retries: Annotated[int, Field(ge=0)] = Field(
         2, description="restarts of a transition whose worker died or stalled, then it fails"
     )

@@ -246,6 +246,7 @@ class VideoTrainer:
             "compute_time": totals["compute_time"],
             "clips_per_s": clips_seen / max(totals["data_time"] + totals["compute_time"], 1e-9),
             "lr": optimizer.param_groups[0]["lr"],
+            "ranks": float(world),  # data-parallel processes that trained this epoch
         }
         self.history.append(metrics)
         return metrics
