@@ -135,8 +135,8 @@ def render_graph(data: GraphFigureData, path: str | Path) -> None:
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     fig.suptitle(
-        f"Explored transitions (black; dashed: diverged or failed)\n"
-        f"and the chosen path (red) -> {data.best}",
+        f"Explored transitions (black{'; dashed: diverged or failed' if data.failed else ''})"
+        f"\nand the chosen path (red) -> {data.best}",
         fontsize=10,
     )
     fig.tight_layout()
