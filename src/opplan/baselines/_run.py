@@ -32,21 +32,14 @@ from opplan.baselines._grid import GridSpec, summarize_grid
 from opplan.baselines._schedule import HandTunedSchedule
 from opplan.config import PlanConfig, VideoTrainerConfig, dump_config
 from opplan.engine.build import (
-    dataset_options,
-    ensure_dataset,
     load_lists,
-    resolve_device,
-    transform_config,
 )
 from opplan.engine.checkpoint import load_checkpoint
-from opplan.engine.evaluate import evaluate_views
 from opplan.engine.recipe import train_recipe
 from opplan.engine.trainer import VideoTrainer
 from opplan.errors import RunDirError
 from opplan.fileio import atomic_write_json, atomic_write_text
-from opplan.models import build_model
 from opplan.planning.journal import Op, read_journal
-from opplan.planning.state import TrainingState
 
 __all__ = ["prepare_run_dir", "run_grid", "run_schedule", "test_checkpoint"]
 
@@ -99,25 +92,9 @@ def test_checkpoint(
     split: str = "test",
 ) -> dict[str, Any]:
     """The final protocol (§5.2) on ``split`` for a checkpoint of the trainer or planner."""
-    ensure_dataset(config.data)
-    records, num_classes = load_lists(config.data, split)
-    data = load_checkpoint(checkpoint)
-    state = TrainingState.parse(data["state"])
-    model = build_model(config.model.name, num_classes, **config.model.options)
-    model.load_state_dict(data["model"])
-    result = evaluate_views(
-        model,
-        records,
-        sampling=state.sampling,
-        clip_length=state.clip_length,
-        num_classes=num_classes,
-        views=views,
-        transform=transform_config(config.data),
-        batch_size=config.eval_batch,
-        num_workers=config.data.num_workers,
-        device=resolve_device(config.device),
-        dataset_options=dataset_options(config.data),
-    )
+    from opplan.engine.build import evaluate_checkpoint
+
+    state, result = evaluate_checkpoint(config, load_checkpoint(checkpoint), views, split)
     return {"checkpoint": str(checkpoint), "state": str(state), "split": split, **result.to_dict()}
 
 

@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from opplan.cli._train import _video_config
+
 __all__ = ["register"]
 
 
@@ -92,16 +94,6 @@ def _views(text: str) -> tuple[int, int] | None:
         return parse_views(text)
     except ValueError as err:
         raise ConfigError(f"--views: {err}") from None
-
-
-def _video_config(path: Path) -> Any:
-    from opplan.config import load_config
-    from opplan.errors import ConfigError
-
-    config = load_config(path)
-    if config.trainer.kind != "video":
-        raise ConfigError(f"{path}: trainer.kind must be 'video' for this command")
-    return config
 
 
 def run_baseline(args: argparse.Namespace) -> int:

@@ -99,19 +99,11 @@ def _train(args: argparse.Namespace, config, dist) -> int:  # type: ignore[no-un
 def run_evaluate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from opplan.engine.build import (
-        dataset_options,
-        ensure_dataset,
-        load_lists,
-        resolve_device,
-        transform_config,
-    )
+    from opplan.engine.build import evaluate_checkpoint
     from opplan.engine.checkpoint import load_checkpoint
-    from opplan.engine.evaluate import evaluate_views, parse_views
+    from opplan.engine.evaluate import parse_views
     from opplan.errors import ConfigError
     from opplan.fileio import atomic_write_json
-    from opplan.models import build_model
-    from opplan.planning import TrainingState
 
     config = _video_config(args.config)
     try:
@@ -119,28 +111,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ConfigError(f"--views: {err}") from None
     cfg = config.trainer
-    ensure_dataset(cfg.data)
-    records, num_classes = load_lists(cfg.data, args.split)
     try:
         checkpoint = load_checkpoint(args.checkpoint)
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(f"--checkpoint: {err}") from None
-    state = TrainingState.parse(checkpoint["state"])
-    model = build_model(cfg.model.name, num_classes, **cfg.model.options)
-    model.load_state_dict(checkpoint["model"])
-    result = evaluate_views(
-        model,
-        records,
-        sampling=state.sampling,
-        clip_length=state.clip_length,
-        num_classes=num_classes,
-        views=views,
-        transform=transform_config(cfg.data),
-        batch_size=cfg.eval_batch,
-        num_workers=cfg.data.num_workers,
-        device=resolve_device(cfg.device),
-        dataset_options=dataset_options(cfg.data),
-    )
+    state, result = evaluate_checkpoint(cfg, checkpoint, views, args.split)
     out = args.out or args.checkpoint.with_name(f"eval_{args.split}_{args.views}.json")
     atomic_write_json(
         out, {"checkpoint": str(args.checkpoint), "state": str(state), **result.to_dict()}

@@ -15,10 +15,12 @@ from torch import nn
 from opplan.config import DataConfig, ModelConfig, VideoTrainerConfig
 from opplan.engine.checkpoint import load_checkpoint
 from opplan.engine.distributed import DistributedContext
+from opplan.engine.evaluate import EvalResult, evaluate_views
 from opplan.engine.settings import OptimSettings
 from opplan.engine.trainer import VideoTrainer
 from opplan.errors import ConfigError
 from opplan.models import build_model, reset_classifier
+from opplan.planning import TrainingState
 from opplan.video import (
     ArrayReader,
     DataHealth,
@@ -33,7 +35,13 @@ from opplan.video import (
     read_video_list,
 )
 
-__all__ = ["build_video_trainer", "load_lists", "make_model_factory", "resolve_device"]
+__all__ = [
+    "build_video_trainer",
+    "evaluate_checkpoint",
+    "load_lists",
+    "make_model_factory",
+    "resolve_device",
+]
 
 _READERS = {
     "video_list": read_video_list,
@@ -271,3 +279,32 @@ def build_video_trainer(
         health=DataHealth(run_dir, max_bad_fraction=config.data.max_bad_fraction, strict=strict),
         dist=dist,
     )
+
+
+def evaluate_checkpoint(
+    config: VideoTrainerConfig,
+    checkpoint: dict[str, Any],
+    views: tuple[int, int] = (10, 3),
+    split: str = "test",
+) -> tuple[TrainingState, EvalResult]:
+    """The final protocol (§5.2: clips × crops, softmax-averaged) of a loaded checkpoint on
+    ``split``, in the checkpoint's sampling and clip length."""
+    ensure_dataset(config.data)
+    records, num_classes = load_lists(config.data, split)
+    state = TrainingState.parse(checkpoint["state"])
+    model = build_model(config.model.name, num_classes, **config.model.options)
+    model.load_state_dict(checkpoint["model"])
+    result = evaluate_views(
+        model,
+        records,
+        sampling=state.sampling,
+        clip_length=state.clip_length,
+        num_classes=num_classes,
+        views=views,
+        transform=transform_config(config.data),
+        batch_size=config.eval_batch,
+        num_workers=config.data.num_workers,
+        device=resolve_device(config.device),
+        dataset_options=dataset_options(config.data),
+    )
+    return state, result
