@@ -61,7 +61,8 @@ def _rendezvous() -> tuple[str, int]:
     with socket.socket() as sock:
         sock.bind(("", 0))
         port = int(sock.getsockname()[1])
-    return ray.util.get_node_ip_address(), port
+    address: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+    return address, port
 
 
 @dataclass
