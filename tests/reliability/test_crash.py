@@ -111,7 +111,8 @@ def test_plan_survives_kill_9_in_every_phase(tmp_path, plan_reference):
     rng = random.Random(0)
     kills: list[Fault | float] = [*_phase_kills(plan_reference[3], rng), rng.uniform(0.5, 2.0)]
     stats = crash_plan(tmp_path, plan_reference, kills)
-    assert stats["kills"] == len(kills)
+    # every phase kill fires; the last, delayed one may find the plan already finished
+    assert stats["kills"] in (len(kills) - 1, len(kills))
     _record("plan-phases", {"faults": [str(k) for k in kills], **stats})
 
 
