@@ -11,8 +11,10 @@ TABLE is one of
   transfer  §5.4: the path the planner found with DG-P3D trains a torchvision video network,
             against that network's own best hand-tuned schedule.
 
-Every run (plan, grid run, table-1 run) lives under ``--work`` and resumes when the command
-is repeated, so a cut table continues where it stopped. Each prints a Markdown block (the
+Every run (plan, grid run, table-1 run) lives under ``--work/runs/<task>-<network>-seed<n>``
+and resumes when the command is repeated, so a cut table continues where it stopped, and
+tables that need the same run share it (Table 3's DG-P3D row is Table 4's run, §5.4 starts
+from Table 4's plan). Each prints a Markdown block (the
 command, sizes, seeds, a table) and writes it to ``--work/<table>.md``. Sizes default to
 what keeps one table near an hour on a 2-core CPU; the planner and the grid both train on the
 planning split, select on the internal validation split (1 clip x 1 crop), and their final
@@ -34,6 +36,9 @@ import yaml
 __all__ = ["main"]
 
 NETWORKS = ("p3d_tiny", "g_p3d_tiny", "dg_p3d_tiny")
+SAMPLINGS = ["consecutive", "uniform"]
+BUDGETS = [8, 12, 16, 20, 24]
+DECAYS = ["3step", "cosine"]
 WINNING_SAMPLING = {"order": "uniform", "tempo": "consecutive"}
 
 
@@ -41,11 +46,34 @@ def _csv(cast):  # type: ignore[no-untyped-def]
     return lambda text: [cast(x) for x in text.split(",") if x.strip()]
 
 
+def run_name(args: argparse.Namespace, task: str, model: str, seed: int) -> str:
+    """The name of a config and of its runs' folder (the samplings when not both)."""
+    samplings = "" if args.samplings == SAMPLINGS else "-" + "+".join(args.samplings)
+    return f"{task}-{model}{samplings}-seed{seed}"
+
+
+def run_root(args: argparse.Namespace, task: str, model: str, seed: int) -> Path:
+    """Where the plan, grid and table-1 runs of one config live, shared by every table."""
+    return Path(args.work) / "runs" / run_name(args, task, model, seed)
+
+
+def grid_dir(args: argparse.Namespace, root: Path, samplings: list[str] | None = None) -> Path:
+    """The grid's folder under ``root``, named by what differs from the default grid."""
+    name = "grid"
+    if args.budgets != BUDGETS:
+        name += "-b" + "+".join(map(str, args.budgets))
+    if args.decays != DECAYS:
+        name += "-" + "+".join(args.decays)
+    if samplings is not None and samplings != args.samplings:
+        name += "-" + "+".join(samplings)
+    return root / name
+
+
 def make_config(args: argparse.Namespace, task: str, model: str, seed: int) -> Path:
     """A config of the synthetic ``task`` scaled by the command's options."""
     work = Path(args.work)
     config = {
-        "name": f"{task}-{model}-seed{seed}",
+        "name": run_name(args, task, model, seed),
         "graph": {
             "kind": "extended",
             "samplings": args.samplings,
@@ -196,7 +224,7 @@ def table1(args: argparse.Namespace) -> list[str]:
                     for length in sorted(args.lengths)
                     for lr in lrs
                 ]
-                out = Path(args.work) / "table1" / f"{task}-{model}-seed{seed}"
+                out = run_root(args, task, model, seed) / f"table1-e{args.step_epochs}"
                 trainer = build_video_trainer(config.trainer, out, print, purpose="plan")
                 print(f"table1: {task} {model} seed {seed}: {len(steps)} steps")
                 summary = train_recipe(trainer, steps, out)
@@ -239,8 +267,8 @@ def table3(args: argparse.Namespace) -> list[str]:
         grids, plans = [], []
         for seed in args.seeds:
             config = make_config(args, task, model, seed)
-            root = Path(args.work) / "table3" / f"{task}-{model}-seed{seed}"
-            grids.append(run_grid_for(args, config, root / "grid"))
+            root = run_root(args, task, model, seed)
+            grids.append(run_grid_for(args, config, grid_dir(args, root)))
             plans.append(run_plan(args, config, root / "plan"))
         first = grids[0]["results"]
         lines += [
@@ -277,8 +305,8 @@ def table4(args: argparse.Namespace) -> list[str]:
         grids, plans = [], []
         for seed in args.seeds:
             config = make_config(args, task, model, seed)
-            root = Path(args.work) / "table4" / f"{task}-{model}-seed{seed}"
-            grids.append(run_grid_for(args, config, root / "grid"))
+            root = run_root(args, task, model, seed)
+            grids.append(run_grid_for(args, config, grid_dir(args, root)))
             plans.append(run_plan(args, config, root / "plan"))
         ratios = [
             compare_costs(p["cost"], g["cost"])["plan_over_grid"]["epochs"]
@@ -321,19 +349,20 @@ def transfer(args: argparse.Namespace) -> list[str]:
     task = args.tasks[0]
     seed = args.seeds[0]
     source = make_config(args, task, "dg_p3d_tiny", seed)
-    root = Path(args.work) / "transfer" / f"{task}-seed{seed}"
-    plan = run_plan(args, source, root / "plan-dg_p3d_tiny")
+    plan = run_plan(args, source, run_root(args, task, "dg_p3d_tiny", seed) / "plan")
     steps = [RecipeStep(step_state(s), s["epochs"]) for s in plan["plan"]["path"] if s["epochs"]]
     target = make_config(args, task, args.target, seed)
     config = load_config(target)
-    out = root / f"path-{args.target}"
+    root = run_root(args, task, args.target, seed)
+    out = root / "path-from-dg_p3d_tiny"
     trainer = build_video_trainer(config.trainer, out, print, purpose="plan")
     summary = train_recipe(trainer, steps, out)
     cached = out / f"test_{args.views}.json"
     if not cached.is_file():
         atomic_write_json(cached, test_checkpoint(config.trainer, out / "model.pt", _views(args)))
     path_test = json.loads(cached.read_text())["top1"]
-    grid = run_grid_for(args, target, root / f"grid-{args.target}", [WINNING_SAMPLING[task]])
+    sampling = [WINNING_SAMPLING[task]]
+    grid = run_grid_for(args, target, grid_dir(args, root, sampling), sampling)
     return [
         *_header(args),
         f"Task `{task}`, seed {seed}. DG-P3D tiny path: {_path(plan)}.",
@@ -361,13 +390,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", default="mc3_18", help="transfer: torchvision network")
     parser.add_argument("--seeds", type=_csv(int), default=[0])
     parser.add_argument("--videos-per-class", type=int, default=30)
-    parser.add_argument("--samplings", type=_csv(str), default=["consecutive", "uniform"])
+    parser.add_argument("--samplings", type=_csv(str), default=SAMPLINGS)
     parser.add_argument("--batch", type=int, default=8, help="effective batch (lrs at 16)")
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--lengths", type=_csv(int), default=[4, 8, 16])
     parser.add_argument("--lrs", type=_csv(float), default=[0.1, 0.01, 0.001])
-    parser.add_argument("--budgets", type=_csv(int), default=[8, 12, 16, 20, 24])
-    parser.add_argument("--decays", type=_csv(str), default=["3step", "cosine"])
+    parser.add_argument("--budgets", type=_csv(int), default=BUDGETS)
+    parser.add_argument("--decays", type=_csv(str), default=DECAYS)
     parser.add_argument("--delay", type=int, default=4)
     parser.add_argument("--max-epochs", type=int, default=24)
     parser.add_argument("--min-epochs-from-initial", type=int, default=10)

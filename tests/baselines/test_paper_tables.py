@@ -67,6 +67,11 @@ def test_table4_runs_and_resumes(tmp_path, monkeypatch):
     paper_tables.main(argv)  # everything is finished: nothing is trained again
     assert calls["n"] == 0
     assert (tmp_path / "table4.md").read_text() == text
+    # Table 3's DG-P3D row is the same config: it reads Table 4's runs, trains nothing
+    paper_tables.main(["table3", *argv[1:]])
+    assert calls["n"] == 0
+    row = next(r for r in (tmp_path / "table3.md").read_text().splitlines() if "| dg_p3d" in r)
+    assert row.split(" | ")[1:3] == rows[0].split(" | ")[2:4]  # grid best val / test
 
 
 @pytest.mark.slow
