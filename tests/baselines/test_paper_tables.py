@@ -72,6 +72,11 @@ def test_table4_runs_and_resumes(tmp_path, monkeypatch):
     assert calls["n"] == 0
     row = next(r for r in (tmp_path / "table3.md").read_text().splitlines() if "| dg_p3d" in r)
     assert row.split(" | ")[1:3] == rows[0].split(" | ")[2:4]  # grid best val / test
+    # the grid's best schedule again with a larger budget: only its 3 epochs are trained
+    paper_tables.main(["longer", *argv[1:], "--long-budgets", "3"])
+    assert calls["n"] == 3
+    longer = [r for r in (tmp_path / "longer.md").read_text().splitlines() if "| order |" in r]
+    assert [r.split(" | ")[2] for r in longer] == ["2", "3"]
 
 
 @pytest.mark.slow
