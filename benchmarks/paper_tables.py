@@ -175,6 +175,7 @@ def run_grid_for(
     best = next(r for r in results["runs"] if r["schedule"]["name"] == results["best"])
     return {
         "results": results,
+        "schedule": best["schedule"],
         "val": best["val_score"],
         "epochs": best["epochs"],
         "test": results["tests"][results["best"]]["top1"],
@@ -395,11 +396,7 @@ def longer(args: argparse.Namespace) -> list[str]:
         first = args.seeds[0]
         root = run_root(args, task, model, first)
         grid = run_grid_for(args, make_config(args, task, model, first), grid_dir(args, root))
-        best = next(
-            r["schedule"]
-            for r in grid["results"]["runs"]
-            if r["schedule"]["name"] == grid["results"]["best"]
-        )
+        best = grid["schedule"]
         found: dict[str, list[tuple[float, float]]] = {}
         epochs = {"planner (explored)": 0}
         for seed in args.seeds:
