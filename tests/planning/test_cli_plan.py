@@ -94,6 +94,7 @@ def test_a_different_config_in_an_existing_run_is_refused(tmp_path, capsys):
         ({"planner": {"delay": -1}}, "planner.delay"),
         ({"planner": {"familly": "power"}}, "planner.familly: Extra inputs"),
         ({"planner": {"family": "cubic"}}, "planner.family"),
+        ({"planner": {"min_rise_from_initial": -1}}, "planner.min_rise_from_initial"),
         (
             {"graph": {"kind": "explicit", "edges": [["initial", "uniform 8 lr=1"]]}},
             "graph: edges",

@@ -175,3 +175,52 @@ def test_min_epochs_floor_waits_out_a_flat_start():
     assert floored.value > plain.value + 0.2
     with pytest.raises(ValueError, match="min_epochs"):
         KneeStopper(0.0, max_epochs=10, min_epochs=11)
+
+
+def late_take_off(take_off: float, seed: int = 0) -> np.ndarray:
+    """Chance (0.1) with binomial-sized noise, then learning from ``take_off`` on."""
+    t = np.arange(121, dtype=float)
+    curve = 0.1 + 0.6 / (1 + np.exp(-(t - take_off) / 3.0)) - 2e-5 * t**2
+    curve += np.random.default_rng(seed).normal(0, 0.035, t.size)
+    curve[0] = 0.0  # y0 of the initialization
+    return curve
+
+
+def test_min_rise_runs_past_a_floor_while_the_curve_is_flat_at_chance():
+    curve = late_take_off(35.0)
+    floored = KneeStopper(y0=0.0, delay=4, max_epochs=120, min_epochs=10)
+    assert run_stopper(floored, curve) < 30  # the floor alone ends it on the plateau
+    assert floored.value < 0.2
+    risen = KneeStopper(y0=0.0, delay=4, max_epochs=120, min_epochs=10, min_rise=3.0)
+    stop = run_stopper(risen, curve)
+    assert stop > 45 and risen.knee_epoch >= 40 and risen.value > 0.6
+    fit = risen.fits[-1]
+    assert risen.has_risen(fit)
+    assert not risen.has_risen(floored.fits[-1])
+
+
+def test_min_rise_does_not_delay_a_curve_that_learns_from_the_start():
+    curve = exp_curve(np.arange(200))  # knee at epoch 14, a clear rise
+    plain = KneeStopper(y0=curve[0], delay=10, max_epochs=200)
+    risen = KneeStopper(y0=curve[0], delay=10, max_epochs=200, min_rise=3.0)
+    assert run_stopper(plain, curve) == run_stopper(risen, curve) == 24
+    assert risen.knee_epoch == 14
+
+
+def test_a_curve_that_never_rises_stops_at_max_epochs():
+    noise = np.random.default_rng(3).normal(0.1, 0.035, 41)
+    noise[0] = 0.0
+    risen = KneeStopper(y0=0.0, delay=4, max_epochs=40, min_rise=3.0)
+    assert run_stopper(risen, noise) == 40 and risen.reason == "max_epochs reached"
+    with pytest.raises(ValueError, match="min_rise"):
+        KneeStopper(0.0, min_rise=-1.0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), take_off=st.floats(0.0, 60.0), rise=st.floats(0.5, 5.0))
+def test_min_rise_only_ever_stops_later(seed, take_off, rise):
+    """The rule adds a condition to the paper's stop: it never stops a transition earlier."""
+    curve = late_take_off(take_off, seed)[:61]
+    plain = KneeStopper(y0=0.0, delay=4, max_epochs=60)
+    risen = KneeStopper(y0=0.0, delay=4, max_epochs=60, min_rise=rise)
+    assert run_stopper(risen, curve) >= run_stopper(plain, curve)

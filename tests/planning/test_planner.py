@@ -236,3 +236,12 @@ def test_min_epochs_from_initial_applies_to_training_from_scratch_only(tmp_path)
     later = [t for t in plan.transitions if not t.src.is_initial]
     assert from_scratch and all(t.epochs_trained >= 15 for t in from_scratch)
     assert any(t.epochs_trained < 15 for t in later)
+
+
+def test_min_rise_from_initial_applies_to_training_from_scratch_only():
+    opts = PlannerOptions(delay=2, max_epochs=40, min_rise_from_initial=3.0)
+    initial = TransitionGraph.build("basic", ["uniform"], [8], [0.1]).initial
+    later = next(iter(TransitionGraph.build("basic", ["uniform"], [8], [0.1]).states))
+    assert opts.stopper(initial, 0.0).min_rise == 3.0
+    assert opts.stopper(later, 0.5).min_rise == 0.0
+    assert PlannerOptions().stopper(initial, 0.0).min_rise == 0.0  # off by default

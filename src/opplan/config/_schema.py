@@ -77,6 +77,12 @@ class PlannerConfig(_Strict):
     min_epochs_from_initial: Annotated[int, Field(ge=0)] = Field(
         0, description="the same floor for transitions from the initialization only"
     )
+    min_rise_from_initial: Annotated[float, Field(ge=0)] = Field(
+        0.0,
+        description="beyond the paper (0 = off): a transition from the initialization accepts "
+        "a knee only once its fitted curve has risen this many fit RMSEs above its epoch-1 "
+        "value; a curve still flat at chance runs on to max_epochs",
+    )
     prune: bool = Field(
         False,
         description="beyond the paper: abandon a transition whose optimistic bound cannot beat "

@@ -215,6 +215,11 @@ class KneeStopper:
             training from scratch whose curve is flat for its first epochs -- a shape no
             unimodal Table 1 curve describes -- a floor keeps an early flat knee from ending
             the transition before learning starts.
+        min_rise: beyond the paper (0 = off): accept a knee only once the fitted curve has
+            risen above its epoch-1 value by more than ``min_rise`` times the fit's RMSE,
+            i.e. learning has visibly started. A curve still flat at chance -- however long
+            the warm-up floor -- then goes on to ``max_epochs`` instead of ending at a
+            knee fitted to noise (see :meth:`has_risen`).
 
     Example:
         >>> stopper = KneeStopper(y0=0.0, delay=3, max_epochs=50)
@@ -230,6 +235,7 @@ class KneeStopper:
     max_epochs: int = 100
     family: str = "exponential"
     min_epochs: int = 0
+    min_rise: float = 0.0
     scores: list[float] = field(default_factory=list, init=False)
     fits: list[KneeFit] = field(default_factory=list, init=False)
     stopped_at: int | None = field(default=None, init=False)
@@ -245,6 +251,8 @@ class KneeStopper:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if not 0 <= self.min_epochs <= self.max_epochs:
             raise ValueError(f"min_epochs must be in [0, max_epochs], got {self.min_epochs}")
+        if not self.min_rise >= 0:
+            raise ValueError(f"min_rise must be >= 0, got {self.min_rise}")
         if self.family not in FAMILIES:
             raise ValueError(f"unknown curve family {self.family!r}")
         self.scores = [float(self.y0)]
@@ -272,7 +280,11 @@ class KneeStopper:
         if t >= self.delay:
             fit = fit_curve(self.scores, self.family, horizon=self.max_epochs)
             self.fits.append(fit)
-            if fit.success and t >= max(fit.knee_epoch + self.delay, self.min_epochs):
+            if (
+                fit.success
+                and t >= max(fit.knee_epoch + self.delay, self.min_epochs)
+                and self.has_risen(fit)
+            ):
                 self._stop(fit.knee_epoch, fit.peak, "knee + delay reached")
                 return True
         if t >= self.max_epochs:
@@ -285,6 +297,19 @@ class KneeStopper:
                 self.from_fit = False
             return True
         return False
+
+    def has_risen(self, fit: KneeFit) -> bool:
+        """Whether ``fit`` shows learning: its peak exceeds its own epoch-1 value by more
+        than ``min_rise`` RMSEs (always true when ``min_rise`` is 0, the paper's rule).
+
+        The epoch-1 value, not ``y0``: from the initialization ``y0`` is 0 while a model
+        that has learnt nothing already scores chance after one epoch, so a curve flat at
+        chance fits a jump at t = 1 and a knee right after it.
+        """
+        if self.min_rise == 0:
+            return True
+        rise = fit.peak - float(fit.predict([1.0])[0])
+        return rise > 0 and rise > self.min_rise * fit.rmse
 
     def optimistic_bound(self, margin: float) -> float:
         """What this transition could still reach: the larger of the best observed score and

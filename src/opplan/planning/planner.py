@@ -56,6 +56,10 @@ class PlannerOptions:
         min_epochs: no transition stops before this epoch (default 0: the paper's rule).
         min_epochs_from_initial: the same floor for transitions out of the initial state
             only (training from scratch often starts with a flat stretch).
+        min_rise_from_initial: beyond the paper, 0 = off -- a transition out of the initial
+            state accepts a knee only once its fitted curve has risen more than this many
+            fit RMSEs above its epoch-1 value (:meth:`KneeStopper.has_risen`): a from-scratch
+            curve still flat at chance runs on to ``max_epochs``.
         max_retries: restarts of a transition whose worker died or stalled (from its last
             journaled epoch) before it is marked failed.
         prune: beyond the paper, off by default -- abandon a running transition as soon as
@@ -73,6 +77,7 @@ class PlannerOptions:
     keep_checkpoints: bool = False
     min_epochs: int = 0
     min_epochs_from_initial: int = 0
+    min_rise_from_initial: float = 0.0
     max_retries: int = 2
     prune: bool = False
     prune_margin: float = 0.02
@@ -84,7 +89,12 @@ class PlannerOptions:
         """The knee stopper of a transition out of ``src`` starting from a ``y0`` model."""
         floor = max(self.min_epochs, self.min_epochs_from_initial if src.is_initial else 0)
         return KneeStopper(
-            y0, self.delay, self.max_epochs, self.family, min(floor, self.max_epochs)
+            y0,
+            self.delay,
+            self.max_epochs,
+            self.family,
+            min(floor, self.max_epochs),
+            self.min_rise_from_initial if src.is_initial else 0.0,
         )
 
 
