@@ -72,6 +72,13 @@ def grid_dir(args: argparse.Namespace, root: Path, samplings: list[str] | None =
     return root / name
 
 
+def plan_dir(args: argparse.Namespace, root: Path) -> Path:
+    """The plan's folder under ``root``: ``plan`` for the paper's knee rule with the warm-up
+    floor, ``plan-rise<k>`` with ``min_rise_from_initial`` k (plans of other rules kept)."""
+    rise = args.min_rise_from_initial
+    return root / ("plan" if rise == 0 else f"plan-rise{rise:g}")
+
+
 def make_config(args: argparse.Namespace, task: str, model: str, seed: int) -> Path:
     """A config of the synthetic ``task`` scaled by the command's options."""
     work = Path(args.work)
@@ -88,6 +95,7 @@ def make_config(args: argparse.Namespace, task: str, model: str, seed: int) -> P
             "delay": args.delay,
             "max_epochs": args.max_epochs,
             "min_epochs_from_initial": args.min_epochs_from_initial,
+            "min_rise_from_initial": args.min_rise_from_initial,
         },
         "trainer": {
             "kind": "video",
@@ -201,7 +209,10 @@ def _header(args: argparse.Namespace) -> list[str]:
         f"Data: synthetic tasks, {args.videos_per_class} videos per class (10 classes), "
         f"{args.size}x{args.size} px; clip lengths {args.lengths}, lrs {args.lrs}; "
         f"samplings {args.samplings}; batch {args.batch} (lrs given at 16, scaled linearly); "
-        f"seeds {args.seeds}; test protocol {args.views} views.",
+        f"seeds {args.seeds}; test protocol {args.views} views. Planner: T = {args.delay}, "
+        f"at most {args.max_epochs} epochs per transition, from-scratch floor "
+        f"{args.min_epochs_from_initial}, min rise from scratch {args.min_rise_from_initial:g} "
+        "fit RMSEs.",
         "",
     ]
 
@@ -273,7 +284,7 @@ def table3(args: argparse.Namespace) -> list[str]:
             config = make_config(args, task, model, seed)
             root = run_root(args, task, model, seed)
             grids.append(run_grid_for(args, config, grid_dir(args, root)))
-            plans.append(run_plan(args, config, root / "plan"))
+            plans.append(run_plan(args, config, plan_dir(args, root)))
         first = grids[0]["results"]
         lines += [
             f"**{model}**, seed {args.seeds[0]}: hand-tuned cells, internal-val top-1 % "
@@ -311,7 +322,7 @@ def table4(args: argparse.Namespace) -> list[str]:
             config = make_config(args, task, model, seed)
             root = run_root(args, task, model, seed)
             grids.append(run_grid_for(args, config, grid_dir(args, root)))
-            plans.append(run_plan(args, config, root / "plan"))
+            plans.append(run_plan(args, config, plan_dir(args, root)))
         ratios = [
             compare_costs(p["cost"], g["cost"])["plan_over_grid"]["epochs"]
             for p, g in zip(plans, grids, strict=True)
@@ -353,7 +364,7 @@ def transfer(args: argparse.Namespace) -> list[str]:
     task = args.tasks[0]
     seed = args.seeds[0]
     source = make_config(args, task, "dg_p3d_tiny", seed)
-    plan = run_plan(args, source, run_root(args, task, "dg_p3d_tiny", seed) / "plan")
+    plan = run_plan(args, source, plan_dir(args, run_root(args, task, "dg_p3d_tiny", seed)))
     steps = [RecipeStep(step_state(s), s["epochs"]) for s in plan["plan"]["path"] if s["epochs"]]
     target = make_config(args, task, args.target, seed)
     config = load_config(target)
@@ -402,7 +413,7 @@ def longer(args: argparse.Namespace) -> list[str]:
         for seed in args.seeds:
             config_path = make_config(args, task, model, seed)
             root = run_root(args, task, model, seed)
-            plan = run_plan(args, config_path, root / "plan")
+            plan = run_plan(args, config_path, plan_dir(args, root))
             found.setdefault("planner (explored)", []).append((plan["val"], plan["test"]))
             epochs["planner (explored)"] += plan["cost"].epochs
             config = load_config(config_path)
@@ -458,6 +469,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--delay", type=int, default=4)
     parser.add_argument("--max-epochs", type=int, default=24)
     parser.add_argument("--min-epochs-from-initial", type=int, default=10)
+    parser.add_argument(
+        "--min-rise-from-initial",
+        type=float,
+        default=3.0,
+        help="planner.min_rise_from_initial (0: the paper's rule, plans kept in plan/)",
+    )
     parser.add_argument("--step-epochs", type=int, default=10, help="table1: epochs per step")
     parser.add_argument("--views", default="10x3")
     parser.add_argument("--frames", type=_csv(int), default=[64, 192], help="min,max per video")
