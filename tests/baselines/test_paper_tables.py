@@ -77,6 +77,11 @@ def test_table4_runs_and_resumes(tmp_path, monkeypatch):
     assert calls["n"] == 3
     longer = [r for r in (tmp_path / "longer.md").read_text().splitlines() if "| order |" in r]
     assert [r.split(" | ")[2] for r in longer] == ["2", rows[1].split(" | ")[4], "3"]
+    # and the whole grid at that budget on the task's sampling (one schedule at toy size)
+    paper_tables.main(["longer", *argv[1:], "--long-budgets", "3", "--long-grid", "3"])
+    assert calls["n"] == 3 + 3
+    row = next(r for r in (tmp_path / "longer.md").read_text().splitlines() if "grids" in r)
+    assert "budgets 2/3 (3 more epochs on uniform): uniform-2f-3step-e2 | 2 |" in row
 
 
 @pytest.mark.slow
