@@ -283,7 +283,8 @@ def table3(args: argparse.Namespace) -> list[str]:
         for seed in args.seeds:
             config = make_config(args, task, model, seed)
             root = run_root(args, task, model, seed)
-            grids.append(run_grid_for(args, config, grid_dir(args, root)))
+            if args.grid_seeds is None or seed in args.grid_seeds:
+                grids.append(run_grid_for(args, config, grid_dir(args, root)))
             plans.append(run_plan(args, config, plan_dir(args, root)))
         first = grids[0]["results"]
         lines += [
@@ -302,7 +303,13 @@ def table3(args: argparse.Namespace) -> list[str]:
             f"{'/'.join(str(p['path_epochs']) for p in plans)} | "
             f"{'/'.join(str(p['cost'].epochs) for p in plans)} |"
         )
-    return [*lines, "Over the seeds (mean ± std):", "", *summary]
+    grid_seeds = args.seeds if args.grid_seeds is None else args.grid_seeds
+    return [
+        *lines,
+        f"Over the seeds (mean ± std; grids: seeds {grid_seeds}, plans: seeds {args.seeds}):",
+        "",
+        *summary,
+    ]
 
 
 # -- Table 4 ----------------------------------------------------------------------------
@@ -479,6 +486,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--networks", type=_csv(str), default=list(NETWORKS))
     parser.add_argument("--target", default="mc3_18", help="transfer: torchvision network")
     parser.add_argument("--seeds", type=_csv(int), default=[0])
+    parser.add_argument(
+        "--grid-seeds",
+        type=_csv(int),
+        default=None,
+        help="table3: the seeds that also run the grid (default: all of --seeds)",
+    )
     parser.add_argument("--videos-per-class", type=int, default=30)
     parser.add_argument("--samplings", type=_csv(str), default=SAMPLINGS)
     parser.add_argument("--batch", type=int, default=8, help="effective batch (lrs at 16)")
@@ -508,6 +521,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=_csv(int), default=[64, 192], help="min,max per video")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
+    if args.grid_seeds is not None and args.seeds[0] not in args.grid_seeds:
+        parser.error("--grid-seeds must include the first of --seeds (its grid is shown)")
     import torch
 
     torch.set_num_threads(1)

@@ -72,6 +72,12 @@ def test_table4_runs_and_resumes(tmp_path, monkeypatch):
     assert calls["n"] == 0
     row = next(r for r in (tmp_path / "table3.md").read_text().splitlines() if "| dg_p3d" in r)
     assert row.split(" | ")[1:3] == rows[0].split(" | ")[2:4]  # grid best val / test
+    # a second seed's plan alone (--grid-seeds): no grid is trained for it
+    paper_tables.main(["table3", *argv[1:], "--seeds", "0,1", "--grid-seeds", "0"])
+    assert not list((tmp_path / "runs").glob("*seed1/grid*"))
+    assert list((tmp_path / "runs").glob("*seed1/plan*/plan.json"))
+    assert "grids: seeds [0], plans: seeds [0, 1]" in (tmp_path / "table3.md").read_text()
+    calls["n"] = 0
     # the grid's best schedule again with a larger budget: only its 3 epochs are trained
     paper_tables.main(["longer", *argv[1:], "--long-budgets", "3"])
     assert calls["n"] == 3
