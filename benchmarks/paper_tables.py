@@ -12,16 +12,17 @@ TABLE is one of
             against that network's own best hand-tuned schedule;
   longer    is it only the budget? Table 4's best hand-tuned schedule retrained with the
             larger budgets ``--long-budgets`` (a grid scaled up to them would cost that
-            much more per cell), against the planner.
+            much more per cell), against the planner; with ``--long-grid BUDGETS`` also the
+            whole grid at those budgets on the task's own sampling.
 
 Every run (plan, grid run, table-1 run) lives under ``--work/runs/<task>-<network>-seed<n>``
 and resumes when the command is repeated, so a cut table continues where it stopped, and
 tables that need the same run share it (Table 3's DG-P3D row is Table 4's run, §5.4 starts
-from Table 4's plan). Each prints a Markdown block (the
-command, sizes, seeds, a table) and writes it to ``--work/<table>.md``. Sizes default to
-what keeps one table near an hour on a 2-core CPU; the planner and the grid both train on the
-planning split, select on the internal validation split (1 clip x 1 crop), and their final
-models are tested with ``--views`` on the test split.
+from Table 4's plan; the run layer is ``benchmarks/paper_runs.py``). Each prints a
+Markdown block (the command, sizes, seeds, a table) and writes it to ``--work/<table>.md``.
+Sizes default to what keeps one table near an hour on a 2-core CPU; the planner and the grid
+both train on the planning split, select on the internal validation split (1 clip x 1 crop),
+and their final models are tested with ``--views`` on the test split.
 """
 
 from __future__ import annotations
@@ -34,161 +35,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+from benchmarks.paper_runs import (
+    BUDGETS,
+    DECAYS,
+    NETWORKS,
+    SAMPLINGS,
+    WINNING_SAMPLING,
+    csv_arg,
+    grid_dir,
+    make_config,
+    plan_dir,
+    run_grid_for,
+    run_plan,
+    run_root,
+    views_arg,
+)
 
 __all__ = ["main"]
-
-NETWORKS = ("p3d_tiny", "g_p3d_tiny", "dg_p3d_tiny")
-SAMPLINGS = ["consecutive", "uniform"]
-BUDGETS = [8, 12, 16, 20, 24]
-DECAYS = ["3step", "cosine"]
-WINNING_SAMPLING = {"order": "uniform", "tempo": "consecutive"}
-
-
-def _csv(cast):  # type: ignore[no-untyped-def]
-    return lambda text: [cast(x) for x in text.split(",") if x.strip()]
-
-
-def run_name(args: argparse.Namespace, task: str, model: str, seed: int) -> str:
-    """The name of a config and of its runs' folder (the samplings when not both)."""
-    samplings = "" if args.samplings == SAMPLINGS else "-" + "+".join(args.samplings)
-    return f"{task}-{model}{samplings}-seed{seed}"
-
-
-def run_root(args: argparse.Namespace, task: str, model: str, seed: int) -> Path:
-    """Where the plan, grid and table-1 runs of one config live, shared by every table."""
-    return Path(args.work) / "runs" / run_name(args, task, model, seed)
-
-
-def grid_dir(args: argparse.Namespace, root: Path, samplings: list[str] | None = None) -> Path:
-    """The grid's folder under ``root``, named by what differs from the default grid."""
-    name = "grid"
-    if args.budgets != BUDGETS:
-        name += "-b" + "+".join(map(str, args.budgets))
-    if args.decays != DECAYS:
-        name += "-" + "+".join(args.decays)
-    if samplings is not None and samplings != args.samplings:
-        name += "-" + "+".join(samplings)
-    return root / name
-
-
-def plan_dir(args: argparse.Namespace, root: Path) -> Path:
-    """The plan's folder under ``root``: ``plan`` for the paper's knee rule with the warm-up
-    floor, ``plan-rise<k>`` with ``min_rise_from_initial`` k (plans of other rules kept)."""
-    rise = args.min_rise_from_initial
-    return root / ("plan" if rise == 0 else f"plan-rise{rise:g}")
-
-
-def make_config(args: argparse.Namespace, task: str, model: str, seed: int) -> Path:
-    """A config of the synthetic ``task`` scaled by the command's options."""
-    work = Path(args.work)
-    config = {
-        "name": run_name(args, task, model, seed),
-        "graph": {
-            "kind": "extended",
-            "samplings": args.samplings,
-            "clip_lengths": args.lengths,
-            "learning_rates": args.lrs,
-        },
-        "planner": {
-            "family": "exponential",
-            "delay": args.delay,
-            "max_epochs": args.max_epochs,
-            "min_epochs_from_initial": args.min_epochs_from_initial,
-            "min_rise_from_initial": args.min_rise_from_initial,
-        },
-        "trainer": {
-            "kind": "video",
-            "seed": seed,
-            "device": "auto",
-            "threads": 1,
-            "data": {
-                "root": str(
-                    work / "data" / f"{task}-v{args.videos_per_class}-s{args.size}"
-                    f"-f{args.frames[0]}-{args.frames[-1]}"
-                ),
-                "synthetic": {
-                    "task": task,
-                    "videos_per_class": args.videos_per_class,
-                    "size": args.size,
-                    "seed": 0,
-                    "min_frames": args.frames[0],
-                    "max_frames": args.frames[-1],
-                },
-                "frame_size": args.size,
-                "cache": "memory",
-            },
-            "model": {"name": model},
-            "optim": {
-                "effective_batch": args.batch,
-                "reference_batch": 16,  # lrs are given for batch 16, scaled linearly
-                "base_micro_batch": args.batch,
-                "base_clip_length": min(args.lengths),
-            },
-        },
-    }
-    path = work / "configs" / f"{config['name']}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def _views(args: argparse.Namespace) -> tuple[int, int]:
-    from opplan.engine.evaluate import parse_views
-
-    return parse_views(args.views)
-
-
-def run_plan(args: argparse.Namespace, config_path: Path, out: Path) -> dict[str, Any]:
-    """Plan (resuming a cut plan), test its final checkpoint; plan.json + test result."""
-    from opplan.baselines import plan_cost, test_checkpoint
-    from opplan.cli import main as opplan
-    from opplan.config import load_config
-    from opplan.fileio import atomic_write_json
-
-    if opplan(["plan", str(config_path), "--out", str(out), "--resume"]) != 0:
-        raise SystemExit(f"opplan plan {config_path} failed")
-    plan = json.loads((out / "plan.json").read_text())
-    views = _views(args)
-    cached = out / f"test_{args.views}.json"
-    if not cached.is_file():
-        config = load_config(config_path)
-        checkpoint = out / "checkpoints" / f"{plan['final_checkpoint']}.pt"
-        atomic_write_json(cached, test_checkpoint(config.trainer, checkpoint, views))
-    best = plan["states"][plan["best_final_state"]]
-    return {
-        "plan": plan,
-        "val": best["observed"],
-        "value": plan["value"],
-        "path_epochs": sum(s["epochs"] for s in plan["path"]),
-        "test": json.loads(cached.read_text())["top1"],
-        "cost": plan_cost(out, min(args.lengths)),
-        "graph": out / "report" / "graph.png",
-    }
-
-
-def run_grid_for(
-    args: argparse.Namespace, config_path: Path, out: Path, samplings: list[str] | None = None
-) -> dict[str, Any]:
-    from opplan.baselines import GridSpec, grid_cost, run_grid
-    from opplan.config import load_config
-
-    config = load_config(config_path)
-    spec = GridSpec.from_config(
-        config, budgets=args.budgets, samplings=samplings, decays=args.decays
-    )
-    results = run_grid(
-        config, spec, out, resume=True, views=_views(args), test_cells=False, log=print
-    )
-    best = next(r for r in results["runs"] if r["schedule"]["name"] == results["best"])
-    return {
-        "results": results,
-        "schedule": best["schedule"],
-        "val": best["val_score"],
-        "epochs": best["epochs"],
-        "test": results["tests"][results["best"]]["top1"],
-        "cost": grid_cost(results),
-    }
 
 
 def _pct(x: float) -> str:
@@ -381,7 +244,9 @@ def transfer(args: argparse.Namespace) -> list[str]:
     summary = train_recipe(trainer, steps, out)
     cached = out / f"test_{args.views}.json"
     if not cached.is_file():
-        atomic_write_json(cached, test_checkpoint(config.trainer, out / "model.pt", _views(args)))
+        atomic_write_json(
+            cached, test_checkpoint(config.trainer, out / "model.pt", views_arg(args))
+        )
     path_test = json.loads(cached.read_text())["top1"]
     sampling = [WINNING_SAMPLING[task]]
     grid = run_grid_for(args, target, grid_dir(args, root, sampling), sampling)
@@ -428,7 +293,7 @@ def longer(args: argparse.Namespace) -> list[str]:
                 schedule = HandTunedSchedule.from_dict({**best, "epochs": budget})
                 out = root / "longer" / schedule.name
                 spec = GridSpec((schedule,), min(args.lengths))
-                result = run_grid(config, spec, out, resume=True, views=_views(args), log=print)
+                result = run_grid(config, spec, out, resume=True, views=views_arg(args), log=print)
                 test = result["tests"][schedule.name]["top1"]
                 found.setdefault(schedule.name, []).append((result["runs"][0]["val_score"], test))
                 epochs[schedule.name] = budget
@@ -482,28 +347,28 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("table", choices=sorted(TABLES))
     parser.add_argument("--work", type=Path, default=Path("runs/paper_tables"))
-    parser.add_argument("--tasks", type=_csv(str), default=["order", "tempo"])
-    parser.add_argument("--networks", type=_csv(str), default=list(NETWORKS))
+    parser.add_argument("--tasks", type=csv_arg(str), default=["order", "tempo"])
+    parser.add_argument("--networks", type=csv_arg(str), default=list(NETWORKS))
     parser.add_argument("--target", default="mc3_18", help="transfer: torchvision network")
-    parser.add_argument("--seeds", type=_csv(int), default=[0])
+    parser.add_argument("--seeds", type=csv_arg(int), default=[0])
     parser.add_argument(
         "--grid-seeds",
-        type=_csv(int),
+        type=csv_arg(int),
         default=None,
         help="table3: the seeds that also run the grid (default: all of --seeds)",
     )
     parser.add_argument("--videos-per-class", type=int, default=30)
-    parser.add_argument("--samplings", type=_csv(str), default=SAMPLINGS)
+    parser.add_argument("--samplings", type=csv_arg(str), default=SAMPLINGS)
     parser.add_argument("--batch", type=int, default=8, help="effective batch (lrs at 16)")
     parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--lengths", type=_csv(int), default=[4, 8, 16])
-    parser.add_argument("--lrs", type=_csv(float), default=[0.1, 0.01, 0.001])
-    parser.add_argument("--budgets", type=_csv(int), default=BUDGETS)
-    parser.add_argument("--decays", type=_csv(str), default=DECAYS)
-    parser.add_argument("--long-budgets", type=_csv(int), default=[48, 72], help="longer")
+    parser.add_argument("--lengths", type=csv_arg(int), default=[4, 8, 16])
+    parser.add_argument("--lrs", type=csv_arg(float), default=[0.1, 0.01, 0.001])
+    parser.add_argument("--budgets", type=csv_arg(int), default=BUDGETS)
+    parser.add_argument("--decays", type=csv_arg(str), default=DECAYS)
+    parser.add_argument("--long-budgets", type=csv_arg(int), default=[48, 72], help="longer")
     parser.add_argument(
         "--long-grid",
-        type=_csv(int),
+        type=csv_arg(int),
         default=[],
         help="longer: also the whole grid with these budgets on the task's sampling (first seed)",
     )
@@ -518,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--step-epochs", type=int, default=10, help="table1: epochs per step")
     parser.add_argument("--views", default="10x3")
-    parser.add_argument("--frames", type=_csv(int), default=[64, 192], help="min,max per video")
+    parser.add_argument("--frames", type=csv_arg(int), default=[64, 192], help="min,max per video")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     if args.grid_seeds is not None and args.seeds[0] not in args.grid_seeds:
