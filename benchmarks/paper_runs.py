@@ -105,9 +105,12 @@ def make_config(args: argparse.Namespace, task: str, model: str, seed: int) -> P
             },
         },
     }
+    from opplan.fileio import atomic_write_text
+
     path = work / "configs" / f"{config['name']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    # atomic: another table's process may be reading this config to start a plan
+    atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))
     return path
 
 
