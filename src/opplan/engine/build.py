@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from opplan.config import DataConfig, ModelConfig, VideoTrainerConfig
-from opplan.engine.checkpoint import load_checkpoint
 from opplan.engine.distributed import DistributedContext
 from opplan.engine.evaluate import EvalResult, evaluate_views
 from opplan.engine.settings import OptimSettings
 from opplan.engine.trainer import VideoTrainer
 from opplan.errors import ConfigError
-from opplan.models import build_model, reset_classifier
+from opplan.models import build_model, fit_weights, load_weights, read_weights
+from opplan.models.foreign import unwrap
 from opplan.planning import TrainingState
 from opplan.video import (
     ArrayReader,
@@ -37,6 +37,7 @@ from opplan.video import (
 
 __all__ = [
     "build_video_trainer",
+    "checkpoint_model",
     "evaluate_checkpoint",
     "load_lists",
     "make_model_factory",
@@ -139,8 +140,11 @@ def transform_config(data: DataConfig) -> TransformConfig:
     return TransformConfig(flip=data.flip)
 
 
-def make_model_factory(model: ModelConfig, num_classes: int) -> Callable[[], nn.Module]:
-    """A factory of the initialization: random, inflated ImageNet weights, or a video model."""
+def make_model_factory(
+    model: ModelConfig, num_classes: int, log: Callable[[str], None] | None = None
+) -> Callable[[], nn.Module]:
+    """A factory of the initialization: random, inflated ImageNet weights, or a video model
+    (a checkpoint of opplan, PySlowFast, MMAction2 or torchvision, checked here to fit)."""
     kind, _, path = model.init.partition(":")
     if kind not in ("random", "imagenet", "checkpoint") or (kind != "random") != bool(path):
         raise ConfigError(
@@ -149,19 +153,21 @@ def make_model_factory(model: ModelConfig, num_classes: int) -> Callable[[], nn.
         )
     if path and not Path(path).is_file():
         raise ConfigError(f"model.init: {path} not found")
-    if kind == "checkpoint":
-        try:  # fail fast on an unreadable (or unsafe: weights_only) checkpoint
-            load_checkpoint(path)
-        except ValueError as err:
-            raise ConfigError(f"model.init: {err}") from None
-    elif kind == "imagenet":
+    if kind == "imagenet":
         from opplan.models.inflate import load_2d_state_dict
 
         try:
             load_2d_state_dict(path)
         except ConfigError as err:
             raise ConfigError(f"model.init: {err}") from None
-    build_model(model.name, num_classes, **model.options)  # fail fast on a bad name/option
+    net = build_model(model.name, num_classes, **model.options)  # fail fast on a bad name
+    if kind == "checkpoint":  # fail fast on an unreadable, unsafe or ill-fitting checkpoint
+        try:
+            _, fit = fit_weights(net, read_weights(path), name=model.name)
+        except ConfigError as err:
+            raise ConfigError(f"model.init: {err}") from None
+        if log is not None:
+            log(f"model.init: {path}: {fit.summary()}")
 
     def factory() -> nn.Module:
         net = build_model(model.name, num_classes, **model.options)
@@ -169,16 +175,38 @@ def make_model_factory(model: ModelConfig, num_classes: int) -> Callable[[], nn.
             from opplan.models import inflate_from_2d
 
             inflate_from_2d(net, path)
-        elif kind == "checkpoint":
-            state = load_checkpoint(path)["model"]
-            head = {k: v for k, v in state.items() if v.shape != net.state_dict()[k].shape}
-            if head:  # another class count: keep the backbone, new classifier (§5.5)
-                state = {k: v for k, v in state.items() if k not in head}
-                reset_classifier(net, num_classes)
-            net.load_state_dict(state, strict=not head)
+        elif kind == "checkpoint":  # another class count: new classifier (§5.5)
+            load_weights(net, path, name=model.name)
         return net
 
     return factory
+
+
+def checkpoint_model(
+    model: ModelConfig, checkpoint: dict[str, Any], num_classes: int
+) -> tuple[TrainingState, nn.Module]:
+    """The training state and network of a checkpoint opplan wrote (``opplan evaluate``).
+
+    The state (sampling, clip length) sets the test protocol, so a checkpoint without one (a
+    bare state dict, PySlowFast, MMAction2) is refused: fine-tune from it with ``model.init:
+    checkpoint:PATH`` instead. Another network or class count is refused naming the keys."""
+    weights = unwrap(checkpoint, "--checkpoint")
+    text = weights.extra.get("state")
+    if weights.layout != "opplan" or text is None:
+        raise ConfigError(
+            f"--checkpoint: a {weights.layout} checkpoint without opplan's training 'state' "
+            "(the sampling and clip length to test in); evaluate a model opplan trained "
+            "(RUN/final/model.pt), or fine-tune from this one with model.init: checkpoint:PATH"
+        )
+    try:
+        state = TrainingState.parse(text if isinstance(text, str) else repr(text))
+    except ValueError as err:
+        raise ConfigError(f"--checkpoint: its 'state': {err}") from None
+    if state.is_initial:
+        raise ConfigError("--checkpoint: its 'state' is 'initial', not a trained state")
+    net = build_model(model.name, num_classes, **model.options)
+    load_weights(net, weights, new_classifier=False, name=model.name)
+    return state, net
 
 
 class DecodedCache:
@@ -264,7 +292,7 @@ def build_video_trainer(
     )
     optim = OptimSettings(**config.optim.model_dump())
     return VideoTrainer(
-        model_factory=make_model_factory(config.model, num_classes),
+        model_factory=make_model_factory(config.model, num_classes, log),
         train_records=plan_train,
         val_records=plan_val,
         checkpoint_dir=Path(run_dir) / "checkpoints",
@@ -291,9 +319,7 @@ def evaluate_checkpoint(
     ``split``, in the checkpoint's sampling and clip length."""
     ensure_dataset(config.data)
     records, num_classes = load_lists(config.data, split)
-    state = TrainingState.parse(checkpoint["state"])
-    model = build_model(config.model.name, num_classes, **config.model.options)
-    model.load_state_dict(checkpoint["model"])
+    state, model = checkpoint_model(config.model, checkpoint, num_classes)
     result = evaluate_views(
         model,
         records,

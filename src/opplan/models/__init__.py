@@ -24,7 +24,8 @@ P3D-family networks also follow timm's contract: ``forward_features`` (a feature
 ``forward_intermediates`` (every stage's output, as in Fig. 3), ``get_classifier()`` and
 ``reset_classifier(num_classes)``; :func:`reset_classifier` does the latter for torchvision's
 models too. :func:`freeze_bn` freezes all BatchNorms but the first (§5.2),
-:func:`inflate_from_2d` initialises from 2D ImageNet weights, :func:`count_flops` and
+:func:`inflate_from_2d` initialises from 2D ImageNet weights, :func:`load_weights` from a
+video checkpoint of opplan, PySlowFast, MMAction2 or torchvision (§5.5), :func:`count_flops` and
 :func:`model_costs` give Table 8's numbers.
 """
 
@@ -58,6 +59,7 @@ from opplan.models._registry import (
     register_model,
 )
 from opplan.models._utils import reset_classifier
+from opplan.models.foreign import Weights, WeightsFit, fit_weights, load_weights, read_weights
 from opplan.models.inflate import InflationReport, inflate_from_2d, load_2d_state_dict
 
 __all__ = [
@@ -77,9 +79,12 @@ __all__ = [
     "P3DConv",
     "P3DResNet",
     "P3DStem",
+    "Weights",
+    "WeightsFit",
     "build_model",
     "count_flops",
     "count_params",
+    "fit_weights",
     "freeze_bn",
     "frozen_bn_names",
     "fuse_heads",
@@ -88,7 +93,9 @@ __all__ = [
     "inflate_from_2d",
     "list_models",
     "load_2d_state_dict",
+    "load_weights",
     "model_costs",
+    "read_weights",
     "register_model",
     "reset_classifier",
 ]
