@@ -89,7 +89,8 @@ def test_ucf101(tmp_path):
     train = read_ucf101_split(tmp_path / "trainlist01.txt", tmp_path / "classInd.txt")
     assert [r.label for r in train] == [0, 1]
     test = read_ucf101_split(tmp_path / "testlist01.txt", tmp_path / "classInd.txt", root="r")
-    assert test == [VideoRecord(os.path.join("r", "Archery/v_Archery_g02_c01.avi"), 1)]
+    path = os.path.join("r", "Archery/v_Archery_g02_c01.avi")
+    assert test == [VideoRecord(path, 1, group="v_Archery_g02")]
     (tmp_path / "bad.txt").write_text("Archery/v.avi 1\n")
     with pytest.raises(ConfigError, match=r"bad\.txt:1: label 1 disagrees"):
         read_ucf101_split(tmp_path / "bad.txt", tmp_path / "classInd.txt")
@@ -119,8 +120,8 @@ def test_kinetics_csv(tmp_path):
     )
     records = read_kinetics_csv(file)
     assert records == [
-        VideoRecord("playing drums/abc_000010_000020.mp4", 1),
-        VideoRecord("abseiling/xyz_000000_000010.mp4", 0),
+        VideoRecord("playing drums/abc_000010_000020.mp4", 1, group="abc"),
+        VideoRecord("abseiling/xyz_000000_000010.mp4", 0, group="xyz"),
     ]
     with pytest.raises(ConfigError, match=r"train\.csv:2: unknown class 'playing drums'"):
         read_kinetics_csv(file, classes=["abseiling"])

@@ -1,6 +1,9 @@
 """``opplan data``: generate the built-in synthetic datasets and check a dataset's videos.
 
 - ``opplan data synth {order,tempo} --out DIR [--videos-per-class N --seed S --size PX]``
+- ``opplan data check CONFIG`` (a YAML config): every list the config names, as the planner
+  will read it (any ``data.format``): records, classes, missing and unreadable videos; exit 0
+  when the data are usable, 2 otherwise. A dry run before a long plan.
 - ``opplan data check LIST --root DIR [--format video|frames|reference] [--out FILE]``
 """
 
@@ -44,18 +47,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     check = sub.add_parser(
         "check",
-        help="scan a dataset and write the list of unreadable videos",
-        description="Open and decode every video of LIST; write the unreadable ones to --out.",
+        help="check a config's data (or one list): records, classes, missing, unreadable",
+        description="CONFIG (.yaml): read every list the config names as the planner will, "
+        "count records and classes, and open every video; exit 0 when the data are usable, "
+        "2 otherwise. LIST: open and decode every video of LIST; write the unreadable ones "
+        "to --out.",
     )
-    check.add_argument("list", type=Path, metavar="LIST", help="annotation list")
+    check.add_argument(
+        "list", type=Path, metavar="CONFIG|LIST", help="a YAML config, or an annotation list"
+    )
     check.add_argument("--root", type=Path, default=None, help="dataset root for the paths")
     check.add_argument(
         "--format", choices=["video", "frames", "reference"], default="video",
         help="list format: 'path label', 'dir total_frames label' or 'path num_frames label'",
     )  # fmt: skip
     check.add_argument(
-        "--out", type=Path, default=Path("unreadable.txt"),
-        help="where to write 'path<TAB>reason' lines (default: ./unreadable.txt)",
+        "--out", type=Path, default=None,
+        help="where to write 'path<TAB>reason' lines (default: ./unreadable.txt for a LIST; "
+        "for a CONFIG only when given)",
     )  # fmt: skip
     check.add_argument(
         "--full", action="store_true", help="decode every frame (default: first, middle, last)"
@@ -69,7 +78,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from opplan.fileio import check_out_dir
     from opplan.video.synthetic import generate_dataset
+
+    check_out_dir(args.out)  # a file or a read-only folder: exit 2 before any video
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 50 == 0:
@@ -91,15 +103,28 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_one(path: str, num_frames: int | None, full: bool, template: str) -> str | None:
+def _check_one(
+    path: str,
+    num_frames: int | None,
+    full: bool,
+    template: str,
+    start: int = 1,
+    backend: str | None = None,
+) -> str | None:
+    """Why ``path`` cannot be read (None: it can); ``full`` decodes every frame, else the
+    first, middle and last. ``backend`` None: frames when a count is given, else PyAV."""
     import numpy as np
 
     from opplan.video.io import VideoReadError, open_video
 
     try:
-        backend = "frames" if num_frames is not None else "pyav"
+        backend = backend or ("frames" if num_frames is not None else "pyav")
         with open_video(
-            path, backend=backend, num_frames=num_frames, frame_template=template
+            path,
+            backend=backend,  # type: ignore[arg-type]
+            num_frames=num_frames,
+            frame_template=template,
+            frame_start_index=start,
         ) as reader:
             n = reader.num_frames
             indices = np.arange(n) if full else np.unique([0, n // 2, n - 1])
@@ -137,8 +162,13 @@ def check_dataset(
 
 
 def _check(args: argparse.Namespace) -> int:
+    if args.list.suffix.lower() in (".yaml", ".yml"):
+        from opplan.cli._data_check import check_config
+
+        return check_config(args.list, full=args.full, workers=args.workers, out=args.out)
     if args.root is not None and not args.root.is_dir():
         raise ConfigError(f"--root: not a directory: {args.root}")
+    args.out = args.out or Path("unreadable.txt")
     bad = check_dataset(
         args.list,
         root=args.root,

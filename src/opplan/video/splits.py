@@ -6,7 +6,11 @@ set. The original validation/test set is never exploited in the optimization pla
 
 The split is deterministic (a function of the seed), stratified by class (largest-remainder
 allocation of the validation size over the class frequencies) and returns new lists; the
-input lists are never modified.
+input lists are never modified. Records with a ``group`` (the source video a clip was cut
+from: UCF101's ``gNN``, HMDB51's film, Kinetics' ``youtube_id``) move as a whole: no source
+sits on both sides, or the planner would choose on leaked clips. A grouped split fills each
+class's quota with whole groups and may miss the requested size by a few videos; when the
+groups cannot come within 10 % of it, that is an error saying why.
 
 Example:
     >>> from opplan.video.annotations import VideoRecord
@@ -63,6 +67,8 @@ def internal_val_split(
         raise ConfigError(
             f"internal validation size {val_size} leaves a class without training videos"
         )
+    if any(r.group is not None for r in train):
+        return _grouped_split(train, labels, counts, val_size, seed)
     exact = counts * val_size / counts.sum()
     quota = np.minimum(np.floor(exact).astype(int), cap)
     # Largest remainder first (ties by class order, so the result is deterministic); classes
@@ -77,6 +83,66 @@ def internal_val_split(
     for label, q in zip(labels, quota, strict=True):
         members = by_class[label]
         chosen.update(members[p] for p in rng.permutation(len(members))[:q])
+    val = [r for i, r in enumerate(train) if i in chosen]
+    fit = [r for i, r in enumerate(train) if i not in chosen]
+    return fit, val
+
+
+def _quotas(counts: np.ndarray, cap: np.ndarray, val_size: int) -> np.ndarray:
+    """Largest-remainder allocation of ``val_size`` over the classes, each below its cap."""
+    exact = counts * val_size / counts.sum()
+    quota = np.minimum(np.floor(exact).astype(int), cap)
+    order = np.lexsort((np.arange(len(counts)), -(exact - quota)))
+    while quota.sum() < min(val_size, cap.sum()):
+        for k in order:
+            if quota.sum() < val_size and quota[k] < cap[k]:
+                quota[k] += 1
+    return quota
+
+
+def _grouped_split(
+    train: Sequence[VideoRecord],
+    labels: list[int],
+    counts: np.ndarray,
+    val_size: int,
+    seed: int,
+) -> tuple[list[VideoRecord], list[VideoRecord]]:
+    """Whole groups (a record without one is its own) to validation, in a seeded order, each
+    taken when it brings its classes closer to their quotas and leaves every class a
+    training group."""
+    column = {label: k for k, label in enumerate(labels)}
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, record in enumerate(train):
+        members[record.group if record.group is not None else f"\0{i}"].append(i)
+    names = sorted(members)
+    per_group = np.zeros((len(names), len(labels)), dtype=int)
+    for g, name in enumerate(names):
+        for i in members[name]:
+            per_group[g, column[train[i].label]] += 1
+    # A class must keep at least one group in training: its cap is its size minus its
+    # smallest group's share.
+    smallest = np.where(per_group > 0, per_group, counts.max() + 1).min(axis=0)
+    cap = counts.astype(int) - smallest
+    quota = _quotas(counts, cap, val_size)
+    taken = np.zeros(len(labels), dtype=int)
+    chosen: set[int] = set()
+    for g in np.random.default_rng(seed).permutation(len(names)):
+        row = per_group[g]
+        after = taken + row
+        if np.any(after > cap):
+            continue
+        if np.abs(after - quota)[row > 0].sum() < np.abs(taken - quota)[row > 0].sum():
+            taken = after
+            chosen.update(members[names[g]])
+    size = len(chosen)
+    if size == 0 or abs(size - val_size) > max(1, val_size // 10):
+        largest = max(len(m) for m in members.values())
+        raise ConfigError(
+            f"internal validation: {len(names)} source groups (largest {largest} videos) "
+            f"cannot make a split of {val_size} videos that keeps every group on one side "
+            f"and a training group in every class (closest: {size}); set "
+            "data.internal_val_size, or data.group_pattern to finer groups"
+        )
     val = [r for i, r in enumerate(train) if i in chosen]
     fit = [r for i, r in enumerate(train) if i not in chosen]
     return fit, val
