@@ -1,5 +1,6 @@
 """Bad videos are handled as the data policy says (``data.max_bad_fraction``, ``--strict``):
-replaced by another sample, path and reason logged and counted in ``data_health.json``; fatal
+in training replaced by another sample (in evaluation excluded: tests/engine/
+test_honest_test.py), path and reason logged and counted in ``data_health.json``; fatal
 (naming the path) in strict mode or past the budget. Short videos loop; a label out of range
 is a list error (file:line, exit 2)."""
 
@@ -236,5 +237,5 @@ def test_the_early_budget_check_counts_each_dataset_against_its_own_size(good_vi
         health=health,
     )
     train[3]
-    assert val[1][2] == 0  # 1 of 2 validation videos bad: within 50%
+    assert val[1][2] == -2  # 1 of 2 validation videos bad: within 50%; excluded, not replaced
     assert health.end_epoch(num_samples=4)["total_failures"] == 2

@@ -124,6 +124,31 @@ def test_bad_videos_replaced_logged_once_and_counted(synth_order, tmp_path, capl
     assert 4 <= saved["epochs"]["0"]["failures"] <= 5  # a first replacement may hit the other
 
 
+@pytest.mark.parametrize("mode", ["plan_eval", "test"])
+def test_evaluation_modes_flag_a_bad_video_never_replace_it(synth_order, tmp_path, mode):
+    records, bad = _with_bad(synth_order, tmp_path, 1)
+    n = len(records)
+    health = DataHealth(None, max_bad_fraction=0.5)
+    ds = VideoClipDataset(
+        records, sampling="uniform", clip_length=4, transform=CFG, mode=mode, health=health,
+        num_clips=2, num_crops=3,
+    )  # fmt: skip
+    views = ds.views_per_video
+    size = 37 if mode == "test" else 32  # the test's three-crop side / the centre crop
+    for item in range((n - 1) * views, n * views):  # every view of the bad (last) video
+        clip, label, index = ds[item]
+        assert index == -n and label == bad[0].label  # -1 - video: excluded, no stand-in
+        assert clip.shape == (3, 4, size, size) and not clip.any()
+    assert ds[0][2] == 0
+    batch = next(iter(DataLoader(ds, batch_size=n * views, num_workers=1)))
+    assert batch[2].tolist() == [v for v in range(n - 1) for _ in range(views)] + [-n] * views
+    assert set(health.write()["bad_files"]) == {bad[0].path}
+    scores = torch.rand(n * views, 10)
+    averaged = average_view_scores(scores, batch[2], n)  # flagged views: no weight
+    torch.testing.assert_close(averaged[0], scores[:views].mean(0))
+    assert not averaged[n - 1].any()
+
+
 def test_too_many_bad_videos_stop_the_run_with_the_list(synth_order, tmp_path):
     records, _ = _with_bad(synth_order, tmp_path, 1)
     health = DataHealth(tmp_path / "run")  # default budget 1%: 1 of 19 is too many

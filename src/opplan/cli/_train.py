@@ -22,7 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ev.add_argument("--checkpoint", type=Path, required=True, help="a .pt checkpoint")
     ev.add_argument("--views", default="10x3", help="clips x crops per video (default 10x3)")
     ev.add_argument("--split", choices=["test", "val"], default="test")
-    ev.add_argument("--out", type=Path, help="result JSON (default: next to the checkpoint)")
+    ev.add_argument(
+        "--out",
+        type=Path,
+        help="result JSON OUT.json (default: next to the checkpoint); OUT.scores.npz and "
+        "OUT.data_health.json go beside it",
+    )
+    ev.add_argument("--strict", action="store_true", help="stop at the first unreadable video")
     ev.set_defaults(func=run_evaluate)
 
 
@@ -101,9 +107,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from opplan.engine.build import evaluate_checkpoint
     from opplan.engine.checkpoint import load_checkpoint
-    from opplan.engine.evaluate import parse_views
+    from opplan.engine.evaluate import health_path, parse_views, save_evaluation
     from opplan.errors import ConfigError
-    from opplan.fileio import atomic_write_json
 
     config = _video_config(args.config)
     try:
@@ -115,13 +120,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         checkpoint = load_checkpoint(args.checkpoint)
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(f"--checkpoint: {err}") from None
-    state, result = evaluate_checkpoint(cfg, checkpoint, views, args.split)
     out = args.out or args.checkpoint.with_name(f"eval_{args.split}_{args.views}.json")
-    atomic_write_json(
-        out, {"checkpoint": str(args.checkpoint), "state": str(state), **result.to_dict()}
+    # an unreadable video is excluded (never replaced) and listed in OUT.data_health.json
+    state, result = evaluate_checkpoint(
+        cfg, checkpoint, views, args.split, strict=args.strict, health_file=health_path(out)
     )
+    header = {"checkpoint": str(args.checkpoint), "state": str(state), "split": args.split}
+    save_evaluation(out, result, header)
+    excluded = f" ({result.num_excluded} unreadable excluded)" if result.num_excluded else ""
     Console(highlight=False).print(
-        f"{args.split}: {result.num_videos} videos, {views[0]} clips x {views[1]} crops, "
-        f"{state}: top-1 {result.top1:.4f}  top-5 {result.top5:.4f}  -> {out}"
+        f"{args.split}: {result.num_videos} videos{excluded}, {views[0]} clips x {views[1]} "
+        f"crops, {state}: top-1 {result.top1:.4f}  top-5 {result.top5:.4f}  -> {out}"
     )
     return 0

@@ -314,9 +314,13 @@ def evaluate_checkpoint(
     checkpoint: dict[str, Any],
     views: tuple[int, int] = (10, 3),
     split: str = "test",
+    *,
+    strict: bool = False,
+    health_file: str | Path | None = None,
 ) -> tuple[TrainingState, EvalResult]:
     """The final protocol (§5.2: clips × crops, softmax-averaged) of a loaded checkpoint on
-    ``split``, in the checkpoint's sampling and clip length."""
+    ``split``, in the checkpoint's sampling and clip length. Unreadable videos are excluded
+    and reported (``health_file``), fatal with ``strict`` or past ``data.max_bad_fraction``."""
     ensure_dataset(config.data)
     records, num_classes = load_lists(config.data, split)
     state, model = checkpoint_model(config.model, checkpoint, num_classes)
@@ -332,5 +336,8 @@ def evaluate_checkpoint(
         num_workers=config.data.num_workers,
         device=resolve_device(config.device),
         dataset_options=dataset_options(config.data),
+        strict=strict,
+        max_bad_fraction=config.data.max_bad_fraction,
+        health_file=health_file,
     )
     return state, result

@@ -265,17 +265,25 @@ class VideoTrainer:
         loader = DataLoader(shard, batch_size=self.eval_batch, num_workers=self.num_workers)
         model.eval()
         scores, labels = [], []
-        for clips, target, _ in loader:
+        for clips, target, index in loader:
+            keep = index >= 0  # an unreadable video has no weight, never a stand-in's
+            if not keep.all():
+                if not keep.any():
+                    continue
+                clips, target = clips[keep], target[keep]
             with self._autocast():
                 out = fuse_heads(model(clips.to(self.device)))
             scores.append(out.float().cpu())
             labels.append(target)
-        if world == 1:
+        readable = sum(len(t) for t in labels)  # the score is over the readable videos
+        if world == 1 and not labels:
+            score = 0.0  # every validation video unreadable (within a budget of 100%)
+        elif world == 1:
             score = plan_score(torch.cat(scores), torch.cat(labels), self.metric)
         else:
             ks = (1,) if self.metric == "top1" else (1, 3, 5)
             hits = topk_correct(torch.cat(scores), torch.cat(labels), ks) if labels else [0] * 3
-            *counts, n = self.dist.all_reduce_sum([*hits[: len(ks)], len(shard)], torch.int64)
+            *counts, n = self.dist.all_reduce_sum([*hits[: len(ks)], readable], torch.int64)
             n = max(int(n), 1)  # the same arithmetic as plan_score
             score = counts[0] / n if self.metric == "top1" else sum(counts) / (3 * n)
         if self.history:

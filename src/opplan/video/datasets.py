@@ -11,6 +11,13 @@ video's position in ``records``. The three modes follow §5.2:
   item (``len = videos x views``) so a batch of views costs the memory of a one-view batch;
   :func:`average_view_scores` averages the scores per video.
 
+Unreadable videos (see :mod:`opplan.video.health`): in ``train`` mode a bad video is replaced
+by another one and counted. In ``plan_eval`` and ``test`` mode it is never replaced (a
+replacement would credit its views to another video and silently change the score): its
+items come back as a zero clip with the index ``-1 - video``, which the evaluators
+(``VideoTrainer.evaluate``, ``opplan.engine.evaluate.evaluate_views``) drop from the score and
+report. The flag travels with the batch, so it works with any number of DataLoader workers.
+
 Example:
     >>> from opplan.video import VideoClipDataset, read_video_list, TransformConfig
     >>> records = read_video_list("data/train.txt", root="data")  # doctest: +SKIP
@@ -57,8 +64,8 @@ class VideoClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
         frame_template: file-name template of frame directories.
         frame_start_index: number of the first frame file.
         reader_factory: opens a record (overrides ``backend``; e.g. an in-memory cache).
-        health: bad-data policy; default replaces bad samples and keeps counts in memory.
-        max_retries: replacements tried before giving up on one item.
+        health: bad-data policy; default counts bad samples in memory.
+        max_retries: replacements tried before giving up on one item (``train`` mode).
     """
 
     def __init__(
@@ -162,22 +169,34 @@ class VideoClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
             self._cache = ((video, clip), frames)  # the next crops of this clip reuse it
         return frames
 
+    def _excluded(self, video: int) -> tuple[torch.Tensor, int, int]:
+        """The item of an unreadable video in an evaluation: a zero clip of the usual shape
+        (so the default collate batches it with readable ones) and the index ``-1 - video``,
+        which tells the evaluator to give it no weight, and which video it was."""
+        size = self.config.test_crop_size if self.mode == "test" else self.config.crop_size
+        zeros = torch.zeros(3, self.sampler.clip_length, size, size)
+        return zeros, self.records[video].label, -1 - video
+
     def __getitem__(self, item: int) -> tuple[torch.Tensor, int, int]:
         if not 0 <= item < len(self):
             raise IndexError(f"item {item} out of range for {len(self)} items")
         video, view = divmod(item, self.views_per_video)
         clip, crop = divmod(view, self.num_crops)
         rng = np.random.default_rng([self.seed, self.epoch, item])
+        if self.mode == "test" and video in self._bad:
+            return self._excluded(video)  # another view of a video already found unreadable
         for _ in range(self.max_retries + 1):
             record = self.records[video]
             try:
                 frames = self._frames(video, clip, rng)
             except (VideoReadError, OSError) as err:
                 reason = err.reason if isinstance(err, VideoReadError) else str(err)
-                self.health.record(
-                    record.path, reason, epoch_size=len(self.records), scope=self.mode
-                )
+                # the test counts against the number of test videos at its end (evaluate_views)
+                size = None if self.mode == "test" else len(self.records)
+                self.health.record(record.path, reason, epoch_size=size, scope=self.mode)
                 self._bad.add(video)
+                if self.mode != "train":  # evaluation: excluded, never replaced
+                    return self._excluded(video)
                 video = self._replacement(rng)
                 continue
             with torch.random.fork_rng(devices=[]):
@@ -194,13 +213,16 @@ def average_view_scores(
 
     Args:
         scores: (N, num_classes) scores of N views (e.g. softmax outputs).
-        video_indices: (N,) video index of each view (the dataset's third output).
+        video_indices: (N,) video index of each view (the dataset's third output); the
+            negative index of an unreadable video's view gives that view no weight.
         num_videos: number of videos.
 
     Returns:
         (num_videos, num_classes) mean score per video (zeros for a video with no view).
     """
+    keep = video_indices >= 0
+    scores, video_indices = scores[keep], video_indices[keep].long()
     total = torch.zeros(num_videos, scores.shape[1], dtype=scores.dtype)
-    total.index_add_(0, video_indices.long(), scores)
-    count = torch.bincount(video_indices.long(), minlength=num_videos).clamp_min(1)
+    total.index_add_(0, video_indices, scores)
+    count = torch.bincount(video_indices, minlength=num_videos).clamp_min(1)
     return total / count.unsqueeze(1).to(scores.dtype)

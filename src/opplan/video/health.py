@@ -1,7 +1,9 @@
 """Bad-data policy: replace, log once, count in ``RUN/data_health.json``, stop past a budget.
 
 A missing, zero-byte, truncated or undecodable video does not crash a long planning run: the
-dataset replaces the sample by another one, logs the path and reason once, and records it.
+training dataset replaces the sample by another one, logs the path and reason once, and
+records it. The evaluations (planning validation, final test) exclude it instead, never
+replace it (see :mod:`opplan.video.datasets`).
 DataLoader workers append their records to ``RUN/.data_health/<pid>.jsonl``; the main process
 merges them in :meth:`DataHealth.end_epoch`, writes ``RUN/data_health.json`` atomically, and
 stops the run with the list of files when more than ``max_bad_fraction`` of the epoch failed.
@@ -29,6 +31,7 @@ __all__ = ["DataHealth", "DataHealthError"]
 _LOG = logging.getLogger("opplan.video")
 HEALTH_FILE = "data_health.json"
 _RECORD_DIR = ".data_health"
+_EVAL_SCOPES = ("plan_eval", "test")  # datasets that exclude a bad video, never replace it
 
 
 class DataHealthError(OpplanError):
@@ -96,7 +99,8 @@ class DataHealth:
                 handle.write(json.dumps(entry) + "\n")
         if path not in self._logged:
             self._logged.add(path)
-            _LOG.warning("unreadable video replaced by another sample: %s (%s)", path, reason)
+            fate = "excluded from the evaluation" if scope in _EVAL_SCOPES else "replaced"
+            _LOG.warning("unreadable video %s: %s (%s)", fate, path, reason)
         if epoch_size:
             failed = {
                 e["path"]
