@@ -23,7 +23,6 @@ class OptimSettings:
         freeze_bn_from: clip length from which all BatchNorms but the first are frozen
             (§5.2: 64 and 128 frames); ``None`` never freezes.
         classifier_lr_mult: learning-rate multiplier of the classifier (e.g. 10 when fine-tuning).
-        amp: mixed precision; ``None`` = on when training on CUDA.
     """
 
     effective_batch: int = 16
@@ -38,7 +37,6 @@ class OptimSettings:
     label_smoothing: float = 0.0
     classifier_lr_mult: float = 1.0
     freeze_bn_from: int | None = 64
-    amp: bool | None = None
 
     def micro_batch_for(self, clip_length: int) -> int:
         if clip_length in self.micro_batch:

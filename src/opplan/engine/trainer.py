@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,21 @@ from opplan.engine.distributed import (
     plan_steps,
 )
 from opplan.engine.metrics import PlanMetric, plan_score, topk_correct
+from opplan.engine.performance import (
+    CompiledModule,
+    MemoryQuery,
+    PerformanceSettings,
+    autocast,
+    check_memory,
+    configure_backends,
+    kernel_guard,
+    make_scaler,
+    resolve_precision,
+    sync_batch_norm,
+    to_channels_last,
+)
 from opplan.engine.settings import OptimSettings
+from opplan.errors import ConfigError
 from opplan.models import freeze_bn, fuse_heads, heads_loss
 from opplan.planning.state import TrainingState
 from opplan.video import DataHealth, TransformConfig, VideoClipDataset, VideoRecord
@@ -77,6 +91,9 @@ class VideoTrainer:
             process. Each rank then trains on its share of every optimizer step (same
             effective batch and learning rate), scores its shard of the validation split,
             and only rank 0 writes checkpoints (see :mod:`opplan.engine.distributed`).
+        performance: precision, channels_last, compile, SyncBatchNorm
+            (:mod:`opplan.engine.performance`).
+        log: where the one-line warnings go (a compile that fell back to eager).
     """
 
     def __init__(
@@ -97,6 +114,8 @@ class VideoTrainer:
         health: DataHealth | None = None,
         on_batch: Callable[[int, int, dict[str, float]], None] | None = None,
         dist: DistributedContext | None = None,
+        performance: PerformanceSettings | None = None,
+        log: Callable[[str], None] = print,
     ) -> None:
         self.model_factory = model_factory
         self.train_records = list(train_records)
@@ -114,7 +133,15 @@ class VideoTrainer:
         self.on_batch = on_batch
         self.dist = dist or DistributedContext(device=self.device)
         self._ddp: DistributedDataParallel | None = None
-        self.amp = self.optim.amp if self.optim.amp is not None else self.device.type == "cuda"
+        self.performance = performance or PerformanceSettings()
+        self.precision = resolve_precision(self.performance.precision, self.device)
+        self.log = log
+        # SyncBatchNorm only means something (and only runs: CUDA) across processes
+        self.sync_bn = self.performance.sync_bn and self.dist.enabled
+        if self.sync_bn and self.device.type != "cuda":
+            raise ConfigError("trainer.sync_bn: SyncBatchNorm needs CUDA devices (NCCL)")
+        configure_backends(self.performance, self.device)
+        self._compiled: CompiledModule | None = None
         self._datasets: dict[tuple[str, int, str], VideoClipDataset] = {}
         self.model: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
@@ -163,6 +190,8 @@ class VideoTrainer:
         accumulate = self.optim.accumulation_steps(state.clip_length)
         # the micro-batches one process would draw, shared out over the ranks step by step
         steps = plan_steps(_shuffled_batches(len(dataset), micro, seed), accumulate, world)
+        if self.sync_bn:  # SyncBatchNorm's collectives need every rank in every forward:
+            steps = [s for s in steps if len({len(share) for share in s}) == 1]  # drop uneven
         loader = DataLoader(
             dataset,
             batch_sampler=[batch for step in steps for batch in step[rank]],
@@ -176,8 +205,10 @@ class VideoTrainer:
         # ranks take whole micro-batches; averaged once per epoch when they take pieces
         whole = accumulate % world == 0
         running = RunningStats(model) if self.dist.enabled and whole else None
+        running = None if self.sync_bn else running  # synchronized in every forward
         criterion = nn.CrossEntropyLoss(label_smoothing=self.optim.label_smoothing)
         totals = {"loss": 0.0, "data_time": 0.0, "compute_time": 0.0, "clips": 0.0}
+        skipped = 0
         optimizer.zero_grad(set_to_none=True)
         batches = iter(loader)
         tick = time.perf_counter()
@@ -194,25 +225,20 @@ class VideoTrainer:
                 fetched = time.perf_counter()
                 totals["data_time"] += fetched - tick
                 clips = clips.to(self.device, non_blocking=True)
+                if self.performance.channels_last:
+                    clips = to_channels_last(clips)
                 labels = labels.to(self.device, non_blocking=True)
                 sync = self._ddp is None or (even and j == len(mine) - 1)
                 # random draws (dropout) seeded by the micro-batch's first clip: the same
                 # masks whichever rank trains it, so N ranks train like one process
                 torch.manual_seed(derive_seed(seed, "batch", mine[j][0]))
+                weight = (len(labels) * world) / (micro * accumulate)
                 with nullcontext() if sync else net.no_sync():  # type: ignore[operator]
-                    with self._autocast():
-                        loss = heads_loss(net(clips), labels, criterion)
-                    if not torch.isfinite(loss):
-                        diverged = f"loss is {loss.item()} at epoch {self.epoch}, step {k + 1}"
-                        if not self.dist.enabled:
-                            raise FloatingPointError(diverged)
-                    # DDP averages over ranks: scaled by world, the step's gradient is the
-                    # mean over the effective batch, as in one process
-                    scaled = loss * (len(labels) * world) / (micro * accumulate)
-                    if self.scaler is not None:
-                        self.scaler.scale(scaled).backward()
-                    else:
-                        scaled.backward()
+                    loss = self._forward_backward(net, clips, labels, criterion, weight)
+                if not torch.isfinite(loss):
+                    diverged = f"loss is {loss.item()} at epoch {self.epoch}, step {k + 1}"
+                    if not self.dist.enabled:
+                        raise FloatingPointError(diverged)
                 totals["loss"] += loss.item() * len(labels)
                 totals["clips"] += len(labels)
                 tick = time.perf_counter()
@@ -226,7 +252,7 @@ class VideoTrainer:
                 all_reduce_gradients([p for p in model.parameters() if p.requires_grad], world)
             if running is not None:
                 running.merge([len(share) for share in step], rank)
-            self._step(model, optimizer)
+            skipped += self._step(model, optimizer)
             totals["compute_time"] += time.perf_counter() - tick
             tick = time.perf_counter()
             if self.on_batch is not None:
@@ -248,6 +274,9 @@ class VideoTrainer:
             "lr": optimizer.param_groups[0]["lr"],
             "ranks": float(world),  # data-parallel processes that trained this epoch
         }
+        if self.scaler is not None:  # fp16: steps the GradScaler skipped (inf/NaN gradients)
+            metrics["skipped_steps"] = float(skipped)
+            metrics["loss_scale"] = float(self.scaler.get_scale())
         self.history.append(metrics)
         return metrics
 
@@ -271,8 +300,11 @@ class VideoTrainer:
                 if not keep.any():
                     continue
                 clips, target = clips[keep], target[keep]
+            clips = clips.to(self.device)
             with self._autocast():
-                out = fuse_heads(model(clips.to(self.device)))
+                out = fuse_heads(
+                    model(to_channels_last(clips) if self.performance.channels_last else clips)
+                )
             scores.append(out.float().cpu())
             labels.append(target)
         readable = sum(len(t) for t in labels)  # the score is over the readable videos
@@ -333,15 +365,24 @@ class VideoTrainer:
             raise RuntimeError("call start() or resume() first")
         return self.model, self.optimizer, self.state
 
-    def _build(self, state: TrainingState) -> None:
-        """A fresh model (the initialization), BN frozen for long clips, a fresh optimizer."""
+    def _fresh_model(self, clip_length: int) -> nn.Module:
+        """The initialization, BN frozen for long clips (§5.2), SyncBatchNorm otherwise."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(self.seed, "init"))  # same init for every transition
             model = self.model_factory()
         threshold = self.optim.freeze_bn_from
-        if threshold is not None and state.clip_length >= threshold:
+        if threshold is not None and clip_length >= threshold:
             freeze_bn(model, except_first=True)
+        if self.sync_bn:
+            model = sync_batch_norm(model)
+        return model
+
+    def _build(self, state: TrainingState) -> None:
+        """A fresh model (the initialization), BN frozen for long clips, a fresh optimizer."""
+        model = self._fresh_model(state.clip_length)
         model.to(self.device)
+        if self.performance.channels_last:
+            model.to(memory_format=torch.channels_last_3d)
         lr = self.optim.lr(state.lr)
         head = {id(p) for p in _classifier_parameters(model)}
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -362,7 +403,7 @@ class VideoTrainer:
             nesterov=self.optim.nesterov and self.optim.momentum > 0,
             weight_decay=self.optim.weight_decay,
         )
-        self.scaler = torch.amp.GradScaler(self.device.type) if self.amp else None
+        self.scaler = make_scaler(self.precision, self.device)
         self.model, self.state = model, state
         if self.dist.enabled:  # parameters broadcast from rank 0; BatchNorm: average_buffers
             self._ddp = DistributedDataParallel(
@@ -370,24 +411,72 @@ class VideoTrainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 broadcast_buffers=False,
             )
+        self._compiled = None
+        if self.performance.compile:
+            net = self._ddp if self._ddp is not None else model
+            self._compiled = CompiledModule(net, self.performance, self.log)
 
-    def _autocast(self) -> AbstractContextManager[Any]:
-        """float16 autocast on CUDA when AMP is on; nothing on CPU."""
-        if self.amp:
-            return torch.autocast(self.device.type, dtype=torch.float16)
-        return nullcontext()
+    def _forward_backward(
+        self,
+        net: nn.Module,
+        clips: torch.Tensor,
+        labels: torch.Tensor,
+        criterion: nn.Module,
+        weight: float,
+    ) -> torch.Tensor:
+        """Loss of one micro-batch; its gradient times ``weight`` accumulated (DDP averages
+        over ranks: scaled by world, a step's gradient is the effective batch's mean)."""
 
-    def _step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        def attempt(forward: Callable[[torch.Tensor], Any]) -> torch.Tensor:
+            with kernel_guard(self.precision, self.device):
+                with self._autocast():
+                    loss = heads_loss(forward(clips), labels, criterion)
+                scaled = loss * weight
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            return loss
+
+        if self._compiled is None:
+            return attempt(net)
+        assert self.optimizer is not None
+        return self._compiled.run(attempt, lambda: self.optimizer.zero_grad(set_to_none=True))
+
+    @contextmanager
+    def _autocast(self) -> Iterator[None]:
+        """bf16/fp16 autocast per ``trainer.precision`` (nothing for fp32)."""
+        with kernel_guard(self.precision, self.device), autocast(self.precision, self.device):
+            yield
+
+    def _step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+        """One optimizer step; 1 if the GradScaler skipped it (inf/NaN gradients), else 0."""
         if self.scaler is not None:
             self.scaler.unscale_(optimizer)
         if self.optim.clip_grad_norm is not None:
             nn.utils.clip_grad_norm_(model.parameters(), self.optim.clip_grad_norm)
+        skipped = 0
         if self.scaler is not None:
+            scale = self.scaler.get_scale()
             self.scaler.step(optimizer)
             self.scaler.update()
+            skipped = int(self.scaler.get_scale() < scale)  # the scale drops only on a skip
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        return skipped
+
+    def check_memory(self, clip_length: int, query: MemoryQuery | None = None) -> None:
+        """Refuse at start-up (ConfigError, with the numbers) a micro-batch of ``clip_length``
+        frames that does not fit, by one dry training step of a fresh model. CUDA only,
+        unless a ``query`` (runs the step, reports the memory) is given."""
+        crop = self.transform.crop_size
+        check_memory(
+            self._fresh_model(clip_length),
+            micro=self.optim.micro_batch_for(clip_length),
+            thw=(clip_length, crop, crop),
+            device=self.device,
+            precision=self.precision,
+            channels_last=self.performance.channels_last,
+            query=query,
+        )
 
     def _dataset(self, state: TrainingState, mode: str) -> VideoClipDataset:
         key = (state.sampling, state.clip_length, mode)
