@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 __all__ = ["DataConfig", "ModelConfig", "OptimConfig", "SyntheticConfig", "VideoTrainerConfig"]
 
@@ -80,7 +81,6 @@ class OptimConfig(_Strict):
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
     classifier_lr_mult: Annotated[float, Field(gt=0)] = 1.0
     freeze_bn_from: PositiveInt | None = 64
-    amp: bool | None = None
 
 
 class VideoTrainerConfig(_Strict):
@@ -97,3 +97,42 @@ class VideoTrainerConfig(_Strict):
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     optim: OptimConfig = Field(default_factory=OptimConfig)  # type: ignore[arg-type]
+    # speed switches (opplan.engine.performance)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="auto: bf16 on a GPU that supports it, else fp32; fp16 uses a GradScaler",
+    )
+    channels_last: bool = Field(False, description="NDHWC memory format for model and clips")
+    compile: bool = Field(
+        False, description="torch.compile the training step (cache in RUN/compile_cache)"
+    )
+    sync_bn: bool = Field(
+        False, description="SyncBatchNorm across data-parallel GPUs (frozen BNs stay frozen)"
+    )
+    cudnn_benchmark: bool = Field(True, description="cudnn autotuning (CUDA; fixed shapes)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _amp_is_precision(cls, data: Any) -> Any:
+        """``optim.amp`` (before trainer.precision) still loads: true = fp16, false = fp32."""
+        optim = data.get("optim") if isinstance(data, dict) else None
+        if not isinstance(optim, dict) or "amp" not in optim:
+            return data
+        amp = optim["amp"]
+        data = {**data, "optim": {k: v for k, v in optim.items() if k != "amp"}}
+        if amp is None:  # the default of every resolved config of that time
+            return data
+        if not isinstance(amp, bool):
+            raise ValueError(f"optim.amp: expected true or false, got {amp!r}")
+        wanted = "fp16" if amp else "fp32"
+        if data.get("precision", "auto") not in ("auto", wanted):
+            raise ValueError(
+                f"optim.amp: {str(amp).lower()} contradicts trainer.precision: "
+                f"{data['precision']}; optim.amp is replaced by trainer.precision, remove it"
+            )
+        warnings.warn(
+            f"optim.amp is deprecated: write trainer.precision: {wanted} instead",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return {**data, "precision": wanted}

@@ -15,6 +15,7 @@ from torch import nn
 from opplan.config import DataConfig, ModelConfig, VideoTrainerConfig
 from opplan.engine.distributed import DistributedContext
 from opplan.engine.evaluate import EvalResult, evaluate_views
+from opplan.engine.performance import PerformanceSettings
 from opplan.engine.settings import OptimSettings
 from opplan.engine.trainer import VideoTrainer
 from opplan.errors import ConfigError
@@ -291,7 +292,15 @@ def build_video_trainer(
         f"{num_classes} classes; model {config.model.name}"
     )
     optim = OptimSettings(**config.optim.model_dump())
-    return VideoTrainer(
+    performance = PerformanceSettings(
+        precision=config.precision,
+        channels_last=config.channels_last,
+        compile=config.compile,
+        compile_cache=Path(run_dir) / "compile_cache",
+        sync_bn=config.sync_bn,
+        cudnn_benchmark=config.cudnn_benchmark,
+    )
+    trainer = VideoTrainer(
         model_factory=make_model_factory(config.model, num_classes, log),
         train_records=plan_train,
         val_records=plan_val,
@@ -306,7 +315,12 @@ def build_video_trainer(
         dataset_options=dataset_options(config.data),
         health=DataHealth(run_dir, max_bad_fraction=config.data.max_bad_fraction, strict=strict),
         dist=dist,
+        performance=performance,
+        log=log,
     )
+    if clip_length is not None:  # a micro-batch that cannot fit: refused now, not mid-plan
+        trainer.check_memory(clip_length)
+    return trainer
 
 
 def evaluate_checkpoint(
