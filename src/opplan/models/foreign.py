@@ -344,9 +344,11 @@ def _load_reason(err: Exception) -> str:
         return text.strip().splitlines()[0] if text.strip() else type(err).__name__
     detail = found.group(1).split(". ")[0].strip()
     hint = " (only tensors and plain containers are loaded: weights_only=True)"
-    if re.search(r"mmengine|mmcv|numpy", detail):
+    if re.search(r"mmengine|mmcv", detail):
         hint += (
             "; an MMAction2 training checkpoint keeps logger objects: publish it first "
             "(tools/misc/publish_model.py) or torch.save its 'state_dict' alone"
         )
+    elif "numpy" in detail:
+        hint += "; numpy arrays (e.g. Caffe2 'blobs'): torch.save them as tensors first"
     return detail + hint
