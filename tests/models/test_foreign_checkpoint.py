@@ -103,21 +103,28 @@ def test_module_prefix_inside_an_mmaction2_backbone(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "layout", ["opplan", "PySlowFast", "MMAction2", "state dict", "torchvision"]
+    "layout",
+    ["opplan", "PySlowFast", "MMAction2", "state dict", "torchvision", "MMAction2 torchvision"],
 )
 def test_another_class_count_reinitialises_only_the_classifier(tmp_path, layout):
-    name = "r3d_18" if layout == "torchvision" else "dg_p3d_tiny"
-    if layout == "torchvision":
+    torchvision_net = layout.endswith("torchvision")
+    name = "r3d_18" if torchvision_net else "dg_p3d_tiny"
+    if torchvision_net:
         source = torchvision.models.video.r3d_18(weights=None, num_classes=400)
     else:
         source = build_model(name, num_classes=400)
     state = source.state_dict()
+    mmaction = {  # MMAction2's torchvision backbone: fc removed, cls_head.fc_cls instead
+        **{f"backbone.{k}": v for k, v in state.items() if not k.startswith("fc.")},
+        **{f"cls_head.fc_cls.{k[3:]}": v for k, v in state.items() if k.startswith("fc.")},
+    }
     obj: object = {
         "opplan": {"model": state, "state": "uniform 8f lr=0.01"},
         "PySlowFast": {"model_state": state},
         "MMAction2": {"state_dict": {f"backbone.{k}": v for k, v in state.items()}},
         "state dict": state,
         "torchvision": state,
+        "MMAction2 torchvision": {"meta": {}, "state_dict": mmaction},
     }[layout]
     torch.manual_seed(1)
     fresh = build_model(name, num_classes=51)  # the classifier a fresh network gets
@@ -127,7 +134,7 @@ def test_another_class_count_reinitialises_only_the_classifier(tmp_path, layout)
     torch.manual_seed(2)
     fit = load_weights(net, path)
     assert fit.file_classes == 400 and fit.new_classifier == "400 classes in the checkpoint"
-    heads = ("fc.",) if layout == "torchvision" else ("head.fc.", "spatial_head.fc.")
+    heads = ("fc.",) if torchvision_net else ("head.fc.", "spatial_head.fc.")
     backbone = {k: v for k, v in state.items() if not k.startswith(heads)}
     classifier = {k for k in net.state_dict() if k.startswith(heads)}
     assert len(classifier) == 2 * len(heads) and backbone
