@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -113,6 +114,9 @@ def test_cosine_baseline_sets_each_epochs_lr_and_resumes_exactly(tiny_data, tmp_
     test = json.loads((tmp_path / "ref" / "test_2x1.json").read_text())
     assert test["num_videos"] == len(read_video_list(tiny_data / "test.txt", root=tiny_data))
     assert test["state"] == f"uniform 4f lr={expected.lr_at(1)!r}"
+    assert test["num_excluded"] == 0 and test["scores_file"] == "test_2x1.scores.npz"
+    scores = np.load(tmp_path / "ref" / "test_2x1.scores.npz")["scores"]
+    assert scores.shape == (test["num_videos"], 10)  # per-video softmax, for offline fusion
     assert not (tmp_path / "ref" / "checkpoints").exists()  # model.pt is the final model
 
     cut = [*args, "--out", str(tmp_path / "cut")]

@@ -101,14 +101,21 @@ def test_checkpoint(
 def cached_test(
     config: VideoTrainerConfig, run_dir: Path, views: tuple[int, int]
 ) -> dict[str, Any]:
-    """``test_checkpoint`` of ``run_dir/model.pt``, kept in ``test_<C>x<M>.json``."""
+    """``test_checkpoint`` of ``run_dir/model.pt``, kept in ``test_<C>x<M>.json`` with its
+    per-video scores (``.scores.npz``) and unreadable videos (``.data_health.json``)."""
+    from opplan.engine.build import evaluate_checkpoint
+    from opplan.engine.evaluate import health_path, save_evaluation
+
     path = run_dir / f"test_{views[0]}x{views[1]}.json"
     if path.is_file():
         cached: dict[str, Any] = json.loads(path.read_text())
         return cached
-    result = test_checkpoint(config, run_dir / "model.pt", views)
-    atomic_write_json(path, result)
-    return result
+    checkpoint = run_dir / "model.pt"
+    state, result = evaluate_checkpoint(
+        config, load_checkpoint(checkpoint), views, "test", health_file=health_path(path)
+    )
+    header = {"checkpoint": str(checkpoint), "state": str(state), "split": "test"}
+    return save_evaluation(path, result, header)
 
 
 @contextmanager
