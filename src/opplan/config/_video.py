@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,63 @@ class SyntheticConfig(_Strict):
     max_frames: PositiveInt = 192
 
 
+DataFormat = Literal[
+    "video_list",
+    "frame_list",
+    "reference_list",
+    "slowfast_csv",
+    "ucf101",
+    "hmdb51",
+    "kinetics",
+    "ssv1",
+    "ssv2",
+    "activitynet",
+]
+
+# The files of each dataset as its download lays them out ({split}: data.split); §5.1 tests
+# on the official validation set, so it is also the test list where there is no labelled test.
+OFFICIAL_FILES: dict[str, dict[str, str]] = {
+    "ucf101": {
+        "train_list": "ucfTrainTestlist/trainlist0{split}.txt",
+        "val_list": "ucfTrainTestlist/testlist0{split}.txt",
+        "test_list": "ucfTrainTestlist/testlist0{split}.txt",
+        "labels_file": "ucfTrainTestlist/classInd.txt",
+        "videos": "UCF-101",
+    },
+    "hmdb51": {  # one folder of split files; train/test are its 1/2 marks
+        "train_list": "testTrainMulti_7030_splits",
+        "val_list": "testTrainMulti_7030_splits",
+        "test_list": "testTrainMulti_7030_splits",
+        "videos": "",
+    },
+    "kinetics": {
+        "train_list": "train.csv",
+        "val_list": "validate.csv",
+        "test_list": "validate.csv",
+    },
+    "ssv1": {
+        "train_list": "something-something-v1-train.csv",
+        "val_list": "something-something-v1-validation.csv",
+        "test_list": "something-something-v1-validation.csv",
+        "labels_file": "something-something-v1-labels.csv",
+        "videos": "20bn-something-something-v1",
+        "frame_template": "{{:05d}}.jpg",
+    },
+    "ssv2": {
+        "train_list": "something-something-v2-train.json",
+        "val_list": "something-something-v2-validation.json",
+        "test_list": "something-something-v2-validation.json",
+        "labels_file": "something-something-v2-labels.json",
+        "videos": "20bn-something-something-v2",
+    },
+    "activitynet": {
+        "train_list": "activity_net.v1-3.min.json",
+        "val_list": "activity_net.v1-3.min.json",
+        "test_list": "activity_net.v1-3.min.json",
+    },
+}
+
+
 class DataConfig(_Strict):
     """The dataset (§5.1). While planning, only ``train_list`` is read: the internal
     validation split is carved out of it; ``val_list`` only gives that split its size."""
@@ -35,11 +93,44 @@ class DataConfig(_Strict):
         description="accept list paths that lead outside root (absolute, or through '..'); "
         "off: such a line is refused with its file:line",
     )
-    train_list: str = "train.txt"
+    format: DataFormat = Field(
+        "video_list",
+        description="annotation format: a list (video_list, frame_list, reference_list, "
+        "slowfast_csv) or a dataset's own files (ucf101, hmdb51, kinetics, ssv1, ssv2, "
+        "activitynet); the official formats fill in the file names below as distributed",
+    )
+    split: Annotated[int, Field(ge=1, le=3)] = Field(1, description="ucf101/hmdb51 split 1..3")
+    train_list: str = Field("train.txt", description="training annotations, under root")
     val_list: str | None = Field("val.txt", description="original validation list")
     test_list: str | None = Field("test.txt", description="list of the final test")
-    format: Literal["video_list", "frame_list", "reference_list"] = "video_list"
-    num_classes: PositiveInt | None = Field(None, description="default: max label + 1")
+    labels_file: str | None = Field(
+        None,
+        description="class names: classInd.txt (ucf101), the labels file (ssv1, ssv2), or for "
+        "the list formats a file of one name a line",
+    )
+    videos: str = Field("", description="folder of the videos (or frame folders), under root")
+    video_template: str | None = Field(
+        None,
+        description="kinetics/ssv2: relative video path from the row, e.g. "
+        "'{label}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4' (kinetics: default "
+        "finds each video by name wherever it lies under videos)",
+    )
+    missing: Literal["skip", "error"] = Field(
+        "skip",
+        description="official formats: videos listed but absent from the download are "
+        "counted, listed once and left out of training (skip) or stop the run (error); "
+        "the final test excludes and reports them",
+    )
+    group_pattern: str | None = Field(
+        None,
+        description="regex over a video's path whose first group (or match) names its source; "
+        "the internal split keeps a source on one side (default: the dataset's own groups)",
+    )
+    frame_template: str = Field("img_{:05d}.jpg", description="frame file names of frame folders")
+    frame_start_index: Annotated[int, Field(ge=0)] = Field(1, description="first frame number")
+    num_classes: PositiveInt | None = Field(
+        None, description="default: the class names' count, or max label + 1"
+    )
     internal_val_size: PositiveInt | None = Field(
         None, description="size of the internal validation split (default: len(val_list))"
     )
@@ -57,6 +148,27 @@ class DataConfig(_Strict):
     cache: Literal["none", "memory"] = Field(
         "none", description="memory: decode each video once and keep it (small datasets)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _official_files(cls, data: Any) -> Any:
+        """An official format names the files of its download; the config only overrides."""
+        if not isinstance(data, dict) or data.get("format") not in OFFICIAL_FILES:
+            return data
+        split = data.get("split", 1)
+        defaults = {k: v.format(split=split) for k, v in OFFICIAL_FILES[data["format"]].items()}
+        return {**defaults, **data}
+
+    @model_validator(mode="after")
+    def _check_pattern(self) -> DataConfig:
+        if self.group_pattern is not None:
+            try:
+                re.compile(self.group_pattern)
+            except re.error as err:
+                raise ValueError(f"group_pattern: not a regular expression: {err}") from None
+        if self.format in ("ucf101", "ssv1", "ssv2") and self.labels_file is None:
+            raise ValueError(f"format {self.format} needs labels_file")
+        return self
 
 
 class ModelConfig(_Strict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,13 @@ import torch
 from torch import nn
 
 from opplan.config import DataConfig, ModelConfig, VideoTrainerConfig
+from opplan.engine.data import (
+    class_names,
+    load_lists,
+    planning_split,
+    read_split,
+    report_missing,
+)
 from opplan.engine.distributed import DistributedContext
 from opplan.engine.evaluate import EvalResult, evaluate_views
 from opplan.engine.performance import PerformanceSettings
@@ -29,28 +35,20 @@ from opplan.video import (
     VideoReader,
     VideoRecord,
     check_clip_length,
-    internal_val_split,
     open_video,
-    read_frame_list,
-    read_reference_list,
-    read_video_list,
 )
 
 __all__ = [
     "build_video_trainer",
     "checkpoint_model",
+    "class_names",
     "evaluate_checkpoint",
     "load_lists",
     "make_model_factory",
+    "planning_split",
+    "read_split",
     "resolve_device",
 ]
-
-_READERS = {
-    "video_list": read_video_list,
-    "frame_list": read_frame_list,
-    "reference_list": read_reference_list,
-}
-
 
 def ensure_dataset(data: DataConfig, log: Callable[[str], None] = print) -> Path:
     """The dataset root; a configured synthetic dataset is generated there if missing."""
@@ -72,7 +70,7 @@ def ensure_dataset(data: DataConfig, log: Callable[[str], None] = print) -> Path
             min_frames=syn.min_frames,
             max_frames=syn.max_frames,
         )
-    if not (root / data.train_list).is_file():
+    if not (root / data.train_list).exists():
         raise ConfigError(f"data.train_list: {root / data.train_list} not found")
     return root
 
@@ -97,42 +95,6 @@ def _check_manifest(data: DataConfig, manifest: dict[str, Any]) -> None:
                 f"{key}={value!r}, the config asks for {getattr(syn, key)!r}; delete "
                 f"{data.root} or choose another data.root"
             )
-
-
-def load_lists(data: DataConfig, split: str) -> tuple[list[VideoRecord], int]:
-    """Records of ``split`` (``train``, ``val`` or ``test``) and the number of classes."""
-    root = Path(data.root)
-    name = {"train": data.train_list, "val": data.val_list, "test": data.test_list}[split]
-    if name is None:
-        raise ConfigError(f"data.{split}_list is not set")
-    if not (root / name).is_file():
-        raise ConfigError(f"data.{split}_list: {root / name} not found")
-    reader = functools.partial(
-        _READERS[data.format],
-        root=root,
-        num_classes=data.num_classes,
-        allow_outside_root=data.allow_outside_root,
-    )
-    records = reader(root / name)
-    if not records:
-        raise ConfigError(f"data.{split}_list: {root / name} has no videos")
-    train = records if split == "train" else reader(root / data.train_list)
-    num_classes = data.num_classes or 1 + max(r.label for r in (*train, *records))
-    return records, num_classes
-
-
-def planning_split(
-    data: DataConfig, seed: int
-) -> tuple[list[VideoRecord], list[VideoRecord], int]:
-    """(planning train, internal validation, classes): §5.1, the originals never used."""
-    train, num_classes = load_lists(data, "train")
-    size = data.internal_val_size
-    if size is None:
-        if data.val_list is None:
-            raise ConfigError("data: set internal_val_size or val_list (it sizes the split)")
-        size = len(load_lists(data, "val")[0])
-    plan_train, plan_val = internal_val_split(train, val_size=size, seed=seed)
-    return plan_train, plan_val, num_classes
 
 
 def transform_config(data: DataConfig) -> TransformConfig:
@@ -217,25 +179,37 @@ class DecodedCache:
     Each DataLoader worker fills its own copy.
     """
 
-    def __init__(self, backend: str = "auto") -> None:
+    def __init__(
+        self, backend: str = "auto", frame_template: str = "img_{:05d}.jpg", start: int = 1
+    ) -> None:
         self.backend = backend
+        self.frame_template, self.frame_start_index = frame_template, start
         self._frames: dict[str, np.ndarray] = {}
 
     def __call__(self, record: VideoRecord) -> VideoReader:
         if record.path not in self._frames:
             with open_video(
                 record.path,
-                backend=self.backend,
-                num_frames=record.num_frames,  # type: ignore[arg-type]
+                backend=self.backend,  # type: ignore[arg-type]
+                num_frames=record.num_frames,
+                frame_template=self.frame_template,
+                frame_start_index=self.frame_start_index,
             ) as reader:
                 self._frames[record.path] = reader.get_frames(np.arange(reader.num_frames))
         return ArrayReader(self._frames[record.path], path=record.path)
 
 
 def dataset_options(data: DataConfig) -> dict[str, Any]:
-    options: dict[str, Any] = {"frame_interval": data.frame_interval, "backend": data.backend}
+    options: dict[str, Any] = {
+        "frame_interval": data.frame_interval,
+        "backend": data.backend,
+        "frame_template": data.frame_template,
+        "frame_start_index": data.frame_start_index,
+    }
     if data.cache == "memory":
-        options["reader_factory"] = DecodedCache(data.backend)
+        options["reader_factory"] = DecodedCache(
+            data.backend, data.frame_template, data.frame_start_index
+        )
     return options
 
 
@@ -276,6 +250,8 @@ def build_video_trainer(
     dist.barrier()
     if not dist.is_main:
         ensure_dataset(config.data, log)
+    if dist.is_main:
+        report_missing(config.data, run_dir, log)
     if purpose == "plan":
         plan_train, plan_val, num_classes = planning_split(config.data, config.seed)
         names = "internal validation"
