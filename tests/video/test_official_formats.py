@@ -42,12 +42,12 @@ CLASS_NAMES = {
         "Holding something",
         "Pushing something from left to right",
         "Putting something on a surface",
-    ],  # fmt: skip
+    ],
     "ssv2": [
         "Holding something",
         "Pushing something from left to right",
         "Putting something on a surface",
-    ],  # fmt: skip
+    ],
     "activitynet": ["Applying sunscreen", "Archery", "Arm wrestling"],
 }
 
@@ -65,7 +65,7 @@ def _config(data: dict, **data_changes) -> dict:
             "samplings": ["uniform"],
             "clip_lengths": [4],
             "learning_rates": [0.05],
-        },  # fmt: skip
+        },
         "planner": {"delay": 1, "max_epochs": 1},
         "trainer": {
             "kind": "video",
@@ -77,7 +77,7 @@ def _config(data: dict, **data_changes) -> dict:
                 "reference_batch": 4,
                 "base_micro_batch": 4,
                 "base_clip_length": 4,
-            },  # fmt: skip
+            },
         },
     }
 
@@ -98,7 +98,7 @@ def _label_from_path(fmt: str, path: str, classes: list[str]) -> int | None:
 
 @pytest.mark.parametrize("fmt", list(BUILDERS))
 def test_each_official_tree_reads_with_its_class_names(fmt, trees):
-    root, data = trees[fmt]
+    _root, data = trees[fmt]
     config = parse_config(_config(data)).trainer.data
     assert class_names(config) == CLASS_NAMES[fmt]
     train, val, test = (read_split(config, s) for s in ("train", "val", "test"))
@@ -130,7 +130,7 @@ def test_groups_are_the_datasets_own(trees):
 
 @pytest.mark.parametrize("fmt", list(BUILDERS))
 def test_data_check_and_a_one_epoch_plan_on_the_tree(fmt, trees, tmp_path, capfd):
-    root, data = trees[fmt]
+    _root, data = trees[fmt]
     config = _write(tmp_path / "c.yaml", _config(data))
     assert main(["data", "check", str(config)]) == 0
     out = capfd.readouterr().out
@@ -141,7 +141,7 @@ def test_data_check_and_a_one_epoch_plan_on_the_tree(fmt, trees, tmp_path, capfd
 
 
 def test_kinetics_missing_videos_are_counted_listed_once_and_skipped(trees, tmp_path, capfd):
-    root, data = trees["kinetics"]
+    _root, data = trees["kinetics"]
     config = _write(tmp_path / "c.yaml", _config(data))
     assert main(["data", "check", str(config)]) == 0
     out = capfd.readouterr().out
