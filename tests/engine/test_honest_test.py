@@ -122,7 +122,7 @@ def test_strict_and_the_budget_stop_the_evaluation(tiny_data, model, tmp_path):
     records = [*good[:5], VideoRecord(str(bad), 0), *good[5:]]
     health = tmp_path / "h.json"
     with pytest.raises(DataHealthError, match=r"strict.*broken\.mp4: zero-byte"):
-        _evaluate(model, records, views=(1, 1), strict=True, health_file=health)
+        _evaluate(model, records, views=(1, 1), strict=True, health_file=health, num_workers=2)
     assert list(json.loads(health.read_text())["bad_files"]) == [str(bad)]
     with pytest.raises(DataHealthError, match=r"1 of 11 test videos unreadable"):
         _evaluate(model, records, views=(1, 1), max_bad_fraction=0.05)
