@@ -44,6 +44,7 @@ __all__ = [
     "resolve_precision",
     "sync_batch_norm",
     "to_channels_last",
+    "training_memory",
 ]
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -241,6 +242,31 @@ def dry_step(
         optimizer.step()
 
     return step
+
+
+def training_memory(
+    model: nn.Module,
+    *,
+    batch: int,
+    thw: tuple[int, int, int],
+    device: torch.device,
+    precision: str,
+    channels_last: bool = False,
+) -> tuple[int | None, int]:
+    """(peak bytes of one training step of ``batch`` clips, or None when it ran out of
+    memory; bytes still held after it: weights, gradients, momentum). CUDA only."""
+    if device.type != "cuda":
+        raise ValueError("training memory is measured on CUDA devices only")
+    held = [0]
+    inner = dry_step(model, batch, thw, device, precision, channels_last)
+
+    def step() -> None:
+        inner()
+        torch.cuda.synchronize(device)
+        held[0] = torch.cuda.memory_allocated(device)
+
+    peak, _ = cuda_memory_query(device)(step)
+    return peak, held[0]
 
 
 def check_memory(
