@@ -270,3 +270,24 @@ def test_slowfast_csv_with_absolute_paths(tmp_path):
     config = parse_config(_config(data, allow_outside_root=True)).trainer.data
     records = read_split(config, "train").records
     assert [r.label for r in records] == [0, 1, 0, 1] and Path(records[2].path).is_file()
+
+
+def test_class_names_travel_into_test_json_and_scores(trees, tmp_path, capfd):
+    """UCF101 end to end: plan, train the recipe, the final test names the classes."""
+    import numpy as np
+
+    _, data = trees["ucf101"]
+    config = _write(tmp_path / "c.yaml", _config(data))
+    run = tmp_path / "run"
+    assert main(["plan", str(config), "--out", str(run)]) == 0
+    argv = ["train", str(config), "--recipe", str(run / "recipe.yaml"), "--out", str(run / "f")]
+    assert main(argv) == 0
+    out = run / "f" / "test.json"
+    argv = ["evaluate", str(config), "--checkpoint", str(run / "f" / "model.pt")]
+    assert main([*argv, "--views", "2x1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["class_names"] == CLASS_NAMES["ucf101"]
+    assert result["num_videos"] == 6
+    scores = np.load(out.with_suffix(".scores.npz"))
+    assert list(scores["class_names"]) == CLASS_NAMES["ucf101"]
+    assert scores["scores"].shape == (6, 3)

@@ -329,5 +329,6 @@ def evaluate_checkpoint(
         strict=strict,
         max_bad_fraction=config.data.max_bad_fraction,
         health_file=health_file,
+        class_names=class_names(config.data),
     )
     return state, result
