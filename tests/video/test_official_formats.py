@@ -291,3 +291,26 @@ def test_class_names_travel_into_test_json_and_scores(trees, tmp_path, capfd):
     scores = np.load(out.with_suffix(".scores.npz"))
     assert list(scores["class_names"]) == CLASS_NAMES["ucf101"]
     assert scores["scores"].shape == (6, 3)
+
+
+def test_the_final_test_reports_videos_missing_from_the_download_outside_the_budget(
+    tmp_path, capfd
+):
+    """Kinetics' validation misses videos too: the test excludes and lists them (reason
+    'missing from the download') and still scores the rest at the default 1 % budget."""
+    data = official_trees.make_kinetics(tmp_path / "k", missing=0)
+    gone = sorted((tmp_path / "k" / "val").rglob("*.mp4"))[0]
+    gone.unlink()
+    config = _write(tmp_path / "c.yaml", _config(data))
+    run = tmp_path / "run"
+    assert main(["plan", str(config), "--out", str(run)]) == 0
+    argv = ["train", str(config), "--recipe", str(run / "recipe.yaml"), "--out", str(run / "f")]
+    assert main(argv) == 0
+    out = tmp_path / "test.json"
+    argv = ["evaluate", str(config), "--checkpoint", str(run / "f" / "model.pt")]
+    assert main([*argv, "--views", "1x1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["num_videos"] == 5 and result["num_excluded"] == 1
+    [excluded] = result["excluded"]
+    assert Path(excluded["path"]).name == gone.name  # where the video was expected
+    assert "missing from the download" in excluded["reason"]

@@ -313,6 +313,7 @@ def evaluate_checkpoint(
     and reported (``health_file``), fatal with ``strict`` or past ``data.max_bad_fraction``."""
     ensure_dataset(config.data)
     records, num_classes = load_lists(config.data, split)
+    absent = read_split(config.data, split).missing  # kept in the test list: reported
     state, model = checkpoint_model(config.model, checkpoint, num_classes)
     result = evaluate_views(
         model,
@@ -330,5 +331,6 @@ def evaluate_checkpoint(
         max_bad_fraction=config.data.max_bad_fraction,
         health_file=health_file,
         class_names=class_names(config.data),
+        absent=absent,
     )
     return state, result

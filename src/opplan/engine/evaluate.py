@@ -36,7 +36,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,7 @@ def evaluate_views(
     max_bad_fraction: float = 1.0,
     health_file: str | os.PathLike[str] | None = None,
     class_names: Sequence[str] | None = None,
+    absent: Collection[str] = (),
 ) -> EvalResult:
     """Score every video of ``records`` with ``views`` (clips, crops), softmax-averaged.
 
@@ -151,6 +152,8 @@ def evaluate_views(
             fraction of the videos is unreadable; below it they are excluded and reported.
         health_file: where to write the unreadable videos (also before stopping).
         class_names: carried into the result (``test.json``, ``scores.npz``).
+        absent: paths known to be missing from the download (``data.missing: skip``):
+            excluded and reported like the unreadable ones, outside the budget.
     """
     with tempfile.TemporaryDirectory(prefix="opplan-eval-", ignore_cleanup_errors=True) as tmp:
         # worker processes append their bad videos under tmp; merged at the end
@@ -187,10 +190,12 @@ def evaluate_views(
         finally:
             del batches  # stops the workers before their folder goes, even on an error
         reasons = _reasons(health, records, bad)
+        for path in set(absent) & set(reasons):
+            reasons[path] = f"missing from the download ({reasons[path]})"
         if health_file is not None:
             atomic_write_json(health_file, _health(records, reasons, max_bad_fraction))
-        if len(reasons) > max_bad_fraction * len(records):
-            _stop(health, records, bad, None, max_bad_fraction, None)
+        if len(set(reasons) - set(absent)) > max_bad_fraction * (len(records) - len(absent)):
+            _stop(health, records, bad, None, max_bad_fraction, None, set(absent))
     readable = ~bad
     scores = total / dataset.views_per_video  # every readable video has all its views
     scores[bad] = float("nan")
@@ -250,16 +255,19 @@ def _stop(
     health_file: str | os.PathLike[str] | None,
     max_bad_fraction: float,
     first: str | None,
+    absent: Collection[str] = (),
 ) -> None:
-    """Raise the strict-mode (``first``) or over-budget error, after writing the health file."""
+    """Raise the strict-mode (``first``) or over-budget error, after writing the health file;
+    the videos ``absent`` from the download are outside the budget."""
     reasons = _reasons(health, records, bad)
     if health_file is not None:
         atomic_write_json(health_file, _health(records, reasons, max_bad_fraction))
     if first is not None:
         raise DataHealthError(f"unreadable test video (strict mode): {first}: {reasons[first]}")
+    reasons = {p: r for p, r in reasons.items() if p not in absent}
     listing = "\n  ".join(f"{p}: {r}" for p, r in reasons.items())
     raise DataHealthError(
-        f"{len(reasons)} of {len(records)} test videos unreadable (more than "
+        f"{len(reasons)} of {len(records) - len(absent)} test videos unreadable (more than "
         f"{max_bad_fraction:.1%}, data.max_bad_fraction); fix or remove them:\n  {listing}"
     )
 
