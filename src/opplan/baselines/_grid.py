@@ -71,12 +71,13 @@ class GridSpec:
         samplings: Sequence[str] | None = None,
         decays: Sequence[str] | None = None,
     ) -> GridSpec:
-        """The paper's grid over the config's graph axes (lengths, lrs, samplings)."""
-        graph = config.graph
+        """The paper's grid over the config's graph axes (lengths, lrs, samplings); for an
+        explicit graph, the values its states use."""
+        graph_samplings, clip_lengths, learning_rates = config.graph.axes()
         return cls.paper(
-            graph.clip_lengths,
-            graph.learning_rates,
-            samplings or graph.samplings,
+            clip_lengths,
+            learning_rates,
+            samplings or graph_samplings,
             budgets or default_budgets(config.planner.max_epochs),
             decays or DECAYS,
         )

@@ -4,7 +4,15 @@ with the field's path before any work starts (the CLI exits with code 2)."""
 from __future__ import annotations
 
 from opplan.config._executor import ExecutorConfig
-from opplan.config._loader import config_hash, dump_config, load_config, parse_config
+from opplan.config._loader import (
+    COSMETIC_FIELDS,
+    config_hash,
+    config_identity,
+    dump_config,
+    legacy_config_data,
+    load_config,
+    parse_config,
+)
 from opplan.config._schema import (
     GraphConfig,
     PlanConfig,
@@ -20,6 +28,7 @@ from opplan.config._video import (
 )
 
 __all__ = [
+    "COSMETIC_FIELDS",
     "DataConfig",
     "ExecutorConfig",
     "GraphConfig",
@@ -31,7 +40,9 @@ __all__ = [
     "SyntheticConfig",
     "VideoTrainerConfig",
     "config_hash",
+    "config_identity",
     "dump_config",
+    "legacy_config_data",
     "load_config",
     "parse_config",
 ]

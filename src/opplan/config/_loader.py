@@ -13,7 +13,15 @@ from pydantic import ValidationError
 from opplan.config._schema import PlanConfig
 from opplan.errors import ConfigError
 
-__all__ = ["config_hash", "dump_config", "load_config", "parse_config"]
+__all__ = [
+    "COSMETIC_FIELDS",
+    "config_hash",
+    "config_identity",
+    "dump_config",
+    "legacy_config_data",
+    "load_config",
+    "parse_config",
+]
 
 
 def load_config(path: str | Path) -> PlanConfig:
@@ -50,12 +58,59 @@ def parse_config(data: Any, source: str = "<config>") -> PlanConfig:
     return config
 
 
+# Fields that cannot change what a plan or a training computes, so a resume may change
+# them: the run's label; where transitions run (executor: the same plan.json on any);
+# the simulated trainer's sleep per epoch; DataLoader workers (every random draw derives
+# from (seed, epoch, index), opplan.video.datasets); the bad-video budget (it only decides
+# when to stop; raising it and resuming is the documented remedy); keeping checkpoints.
+# Everything else (device, threads, eval_batch, decoding backend, ...) may change the bits
+# of a score, hence a knee, and blocks a resume.
+COSMETIC_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("name",),
+    ("executor",),
+    ("planner", "keep_checkpoints"),
+    ("trainer", "epoch_delay"),
+    ("trainer", "data", "num_workers"),
+    ("trainer", "data", "max_bad_fraction"),
+)
+_EXPLICIT_UNUSED = ("samplings", "clip_lengths", "learning_rates")
+
+
+def _resolved(config: PlanConfig) -> dict[str, Any]:
+    data = config.model_dump(mode="json")
+    if data["graph"]["kind"] == "explicit":  # the edges name every state; the axes are unused
+        for key in _EXPLICIT_UNUSED:
+            data["graph"].pop(key, None)
+    return data
+
+
 def dump_config(config: PlanConfig) -> str:
     """The resolved config (defaults filled in) as YAML."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    return yaml.safe_dump(_resolved(config), sort_keys=False)
+
+
+def config_identity(config: PlanConfig) -> dict[str, Any]:
+    """The config without its :data:`COSMETIC_FIELDS`: what a run's results depend on."""
+    data = _resolved(config)
+    for path in COSMETIC_FIELDS:
+        node = data
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return data
 
 
 def config_hash(config: PlanConfig) -> str:
-    # the executor is not part of a plan's identity: resume on another one is allowed
-    canonical = json.dumps(config.model_dump(mode="json", exclude={"executor"}), sort_keys=True)
+    """Hash of :func:`config_identity`; a resume needs the same one."""
+    canonical = json.dumps(config_identity(config), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def legacy_config_data(data: Any) -> Any:
+    """A config dict as older versions dumped it, readable by today's schema: an explicit
+    graph's unused axes (dumped at their defaults before they were refused) are dropped."""
+    graph = data.get("graph") if isinstance(data, dict) else None
+    if isinstance(graph, dict) and graph.get("kind") == "explicit":
+        data = {**data, "graph": {k: v for k, v in graph.items() if k not in _EXPLICIT_UNUSED}}
+    return data

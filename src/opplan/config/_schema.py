@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from opplan.config._executor import ExecutorConfig
 from opplan.config._video import VideoTrainerConfig
@@ -31,7 +31,7 @@ class GraphConfig(_Strict):
     clip_lengths: list[PositiveInt] = Field(
         default_factory=lambda: [16, 32, 64], description="candidate clip lengths l1 < l2 < ..."
     )
-    learning_rates: list[PositiveFloat] = Field(
+    learning_rates: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default_factory=lambda: [0.04, 0.004, 0.0004], description="candidate learning rates"
     )
     edges: list[tuple[str, str]] | None = Field(
@@ -50,7 +50,25 @@ class GraphConfig(_Strict):
             raise ValueError(
                 f"'edges'/'finals' are only used with kind 'explicit', not {self.kind!r}"
             )
+        axes = sorted({"samplings", "clip_lengths", "learning_rates"} & self.model_fields_set)
+        if self.kind == "explicit" and axes:  # they would be silently ignored
+            raise ValueError(
+                f"{'/'.join(axes)}: not used with kind 'explicit' (its edges name every "
+                "state); remove them"
+            )
         return self
+
+    def axes(self) -> tuple[list[str], list[int], list[float]]:
+        """(samplings, clip lengths, learning rates) of the graph's states: the fields, or
+        for an explicit graph those its edges use (what ``grid``/``baseline`` search)."""
+        if self.kind != "explicit":
+            return list(self.samplings), list(self.clip_lengths), list(self.learning_rates)
+        states = [s for s in self.build().states if not s.is_initial]
+        return (
+            sorted({s.sampling for s in states}),
+            sorted({s.clip_length for s in states}),
+            sorted({s.lr for s in states}, reverse=True),
+        )
 
     def build(self) -> TransitionGraph:
         if self.kind == "explicit":
