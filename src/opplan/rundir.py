@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from opplan.config import PlanConfig, config_hash, dump_config
-from opplan.errors import RunDirError
+from opplan.config import PlanConfig, config_hash, dump_config, legacy_config_data, parse_config
+from opplan.errors import ConfigError, RunDirError
 from opplan.fileio import atomic_write_text
 from opplan.planning.journal import read_journal
 from opplan.planning.progress import Progress
 
-__all__ = ["RunDir"]
+__all__ = ["RunDir", "data_change", "replay_journal"]
 
 
 @dataclass(frozen=True)
@@ -40,16 +41,20 @@ class RunDir:
     def plan(self) -> Path:
         return self.root / "plan.json"
 
-    def prepare(self, config: PlanConfig, resume: bool) -> Progress:
-        """Check that ``config`` may run here and return the progress to continue from."""
+    def prepare(
+        self, config: PlanConfig, resume: bool, data: dict[str, Any] | None = None
+    ) -> Progress:
+        """Check that ``config`` (and ``data``, the fingerprint of its videos,
+        :func:`opplan.engine.fingerprint.data_fingerprint`) may run here and return the
+        progress to continue from. Refusals happen before anything is written."""
         events = read_journal(self.journal)
         wanted = config_hash(config)
         if events:
-            progress = Progress.replay(events)
-            if progress.config_hash != wanted and not self._stored_config_is(wanted):
+            progress = replay_journal(events, self.journal)
+            if not self._same_config(progress, wanted):
                 raise RunDirError(
-                    f"{self.root} holds a plan of a different config (see {self.config}); "
-                    "choose another --out, or resume it with that same config"
+                    f"{self.root} holds a plan of a different config (the one journaled in "
+                    f"{self.journal}); choose another --out, or resume it with that config"
                 )
             if not resume:
                 state = "finished" if progress.finished else "unfinished"
@@ -57,6 +62,13 @@ class RunDir:
                     f"{self.root} already holds this {state} plan; pass --resume to "
                     "continue (or show) it, or choose another --out"
                 )
+            if data is not None and progress.data is not None:
+                change = data_change(progress.data, data)
+                if change is not None:
+                    raise RunDirError(
+                        f"{self.root}: cannot resume, {change} since the plan started; "
+                        "restore it, or plan into another --out"
+                    )
             atomic_write_text(self.config, dump_config(config))  # the current schema's dump
             return progress
         if self.config.exists() and not resume:
@@ -67,16 +79,56 @@ class RunDir:
         atomic_write_text(self.config, dump_config(config))
         return Progress()
 
-    def _stored_config_is(self, wanted: str) -> bool:
-        """Whether RUN/config.yaml, read with today's schema, is the config hashed ``wanted``.
+    def _same_config(self, progress: Progress, wanted: str) -> bool:
+        """Whether the journal's plan is the config hashed ``wanted``, cosmetic fields aside.
 
-        A run planned before a new (defaulted) config field existed has a journal hash of the
-        older schema; its config.yaml validated now fills the default and matches again.
+        The journal keeps the config it started with (read with today's schema, so a field
+        added since, at its default, is no difference); RUN/config.yaml is only a copy for
+        the user and never trusted. Journals written before the config was kept there are
+        checked against their hash, then (older schema) against RUN/config.yaml.
         """
-        from opplan.config import load_config
-        from opplan.errors import ConfigError
+        if progress.config is not None:
+            try:
+                kept = parse_config(legacy_config_data(progress.config), source=str(self.journal))
+            except ConfigError:
+                return False
+            return config_hash(kept) == wanted
+        return progress.config_hash == wanted or self._stored_config_is(wanted)
 
+    def _stored_config_is(self, wanted: str) -> bool:
+        """Whether RUN/config.yaml, read with today's schema, is the config hashed ``wanted``
+        (for journals that predate the config kept in them)."""
         try:
-            return config_hash(load_config(self.config)) == wanted
-        except (ConfigError, OSError, SystemExit):
+            data = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+            return config_hash(parse_config(legacy_config_data(data))) == wanted
+        except (ConfigError, OSError, yaml.YAMLError):
             return False
+
+
+def replay_journal(events: list[dict[str, Any]], path: Path) -> Progress:
+    """:meth:`Progress.replay`, with a journal that is valid JSON but not a plan's (a missing
+    field, a wrong type) refused in one line naming the file."""
+    try:
+        return Progress.replay(events)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        what = f"missing field {err}" if isinstance(err, KeyError) else str(err)
+        raise RunDirError(f"{path}: not a plan journal ({what})") from None
+
+
+def data_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """What differs between two data fingerprints (None: the same videos and split)."""
+    if old.get("split") == new.get("split"):
+        return None  # the planner sees the same records: an edit elsewhere changes nothing
+    old_files, new_files = old.get("files", {}), new.get("files", {})
+    changed = [
+        f"{field} ({new_files.get(field, entry)['path']})"
+        for field, entry in old_files.items()
+        if new_files.get(field, {}).get("sha256") != entry.get("sha256")
+    ]
+    what = " and ".join(changed) if changed else "the internal split"
+    verb = "have" if len(changed) > 1 else "has"
+    return (
+        f"{what} {verb} changed: the plan's internal split was {old.get('train')} training / "
+        f"{old.get('val')} validation videos of {old.get('num_classes')} classes, now "
+        f"{new.get('train')} / {new.get('val')} of {new.get('num_classes')}"
+    )

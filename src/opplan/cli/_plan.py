@@ -51,7 +51,7 @@ def _make_trainer(config, run, strict=False, clip_length=None, dist=None):  # ty
             landscape = DefaultLandscape(
                 trainer_cfg.seed, trainer_cfg.noise, dict(trainer_cfg.sampling_gain)
             )
-        reference = min(config.graph.clip_lengths)
+        reference = min(config.graph.axes()[1])
         return SimulatedTrainer(run.checkpoints, landscape, trainer_cfg.epoch_delay, reference)
     from opplan.engine.build import build_video_trainer
 
@@ -115,6 +115,39 @@ def _trainer_in_actor(config, run, strict, longest):  # type: ignore[no-untyped-
     return _make_trainer(config, run, strict, longest, dist)
 
 
+def check_video_states(config, states, where: str) -> None:  # type: ignore[no-untyped-def]
+    """States a video trainer cannot train, refused at start-up: clips shorter than the
+    model accepts (``min_input`` of the registry) and extra axes, which it would ignore."""
+    from opplan.errors import ConfigError
+    from opplan.models import get_model_entry
+
+    name = config.trainer.model.name
+    shortest = get_model_entry(name).min_input[0]
+    for state in states:
+        if state.is_initial:
+            continue
+        if state.extra:
+            axes = ", ".join(k for k, _ in state.extra)
+            raise ConfigError(
+                f"{where}: state '{state}' has extra axes ({axes}); the video trainer plans "
+                "sampling, clip length and lr only and would ignore them"
+            )
+        if state.clip_length < shortest:
+            raise ConfigError(
+                f"{where}: clip length {state.clip_length} is shorter than model {name} "
+                f"accepts (at least {shortest} frames)"
+            )
+
+
+def _data_fingerprint(config):  # type: ignore[no-untyped-def]
+    """The videos a video plan uses (None for the simulated trainer, which has none)."""
+    if config.trainer.kind != "video":
+        return None
+    from opplan.engine.fingerprint import data_fingerprint
+
+    return data_fingerprint(config.trainer.data, config.trainer.seed)
+
+
 def run_plan(args: argparse.Namespace) -> int:
     """Plan; under ``torchrun --nproc-per-node N`` every transition trains with DDP on N
     processes: all ranks plan alike (scores are all-reduced), rank 0 alone writes RUN."""
@@ -136,8 +169,8 @@ def run_plan(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def]
     from rich.console import Console
 
-    from opplan.config import config_hash, load_config
-    from opplan.fileio import disk_errors
+    from opplan.config import config_hash, config_identity, load_config
+    from opplan.fileio import check_out_dir, disk_errors
     from opplan.planning import Journal, Planner, read_journal
     from opplan.planning.progress import Progress
     from opplan.report import RichPlanProgress, path_table
@@ -146,18 +179,24 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
     from opplan.rundir import RunDir
 
     config = load_config(args.config)  # exits 2 on a bad config, before any work
+    check_out_dir(args.out)
     executor_cfg = _executor_config(args, config)
     graph = config.graph.build()
+    if config.trainer.kind == "video":
+        where = "graph.edges" if config.graph.kind == "explicit" else "graph.clip_lengths"
+        check_video_states(config, graph.states, f"{args.config}: {where}")
     run = RunDir(args.out)
     replica = dist is not None and not dist.is_main  # ranks > 0 of torchrun write nothing
     console = Console(highlight=False, quiet=replica)
     # build the trainer first: a bad data path fails before anything is written to RUN
     longest = max(s.clip_length for s in graph.states)
     trainer = _make_trainer(config, run, strict=args.strict, clip_length=longest, dist=dist)
+    # journaled at plan start: a resume refuses another config or other data (rundir.py)
+    identity = {"config": config_identity(config), "data": _data_fingerprint(config)}
     if replica:  # rank 0's journal as it was before this session (rank 0 waits below)
         progress = Progress.replay(read_journal(run.journal)) if args.resume else Progress()
     else:
-        progress = run.prepare(config, resume=args.resume)
+        progress = run.prepare(config, resume=args.resume, data=identity["data"])
     if dist is not None:
         dist.barrier()
     if progress.finished is None:
@@ -181,6 +220,7 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
                 options,
                 config_hash=config_hash(config),
                 progress=progress,
+                identity=identity,
             ).run()
         return 0
     executor = _make_executor(executor_cfg, config, run, args.strict, longest, trainer)
@@ -198,6 +238,7 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
             callbacks=[live, board],
             progress=progress,
             executor=executor,
+            identity=identity,
         )
         try:
             plan = planner.run()
@@ -222,17 +263,29 @@ def run_show(args: argparse.Namespace) -> int:
     run = RunDir(args.run)
     console = Console(highlight=False)
     if run.plan.exists():
-        plan = json.loads(run.plan.read_text())
-        console.print(transitions_table(plan))
-        console.print(path_table(plan))
+        try:
+            plan = json.loads(run.plan.read_text(encoding="utf-8"))
+            tables = [transitions_table(plan), path_table(plan)]
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+            if isinstance(err, json.JSONDecodeError):
+                why = f"invalid JSON at line {err.lineno} ({err.msg})"
+            elif isinstance(err, UnicodeDecodeError):
+                why = "not UTF-8 text"
+            else:
+                why = f"missing or malformed field {err}"
+            raise RunDirError(
+                f"{run.plan}: not a plan.json ({why}); `opplan plan ... --resume` rewrites it"
+            ) from None
+        for table in tables:
+            console.print(table)
         return 0
     events = read_journal(run.journal)
     if not events:
         raise RunDirError(f"{run.root}: no plan.json and no journal -- not a plan run directory")
     from opplan.planning.plan import transition_dict
-    from opplan.planning.progress import Progress
+    from opplan.rundir import replay_journal
 
-    progress = Progress.replay(events)
+    progress = replay_journal(events, run.journal)
     partial = {"transitions": [transition_dict(t) for t in progress.transitions.values()]}
     console.print(transitions_table(partial, chosen=set()))
     running = [t for t in progress.transitions.values() if not t.finished]

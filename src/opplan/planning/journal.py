@@ -34,6 +34,9 @@ class Op(enum.StrEnum):
     PLAN_FINISHED = "plan_finished"
 
 
+_OPS = frozenset(op.value for op in Op)
+
+
 class JournalCorrupt(RunDirError):
     """A line other than the last one cannot be parsed."""
 
@@ -71,6 +74,11 @@ def _parse(data: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
                 if is_last:
                     break
                 raise JournalCorrupt(f"{path}:{number}: corrupt journal line ({err})") from None
+            if not isinstance(event["op"], str) or event["op"] not in _OPS:  # not torn: kept
+                raise JournalCorrupt(
+                    f"{path}:{number}: unknown journal op {event['op']!r} (known: "
+                    f"{', '.join(sorted(_OPS))}); was it written by a newer opplan?"
+                )
             events.append(event)
         good_end = end
         offset = end

@@ -140,6 +140,7 @@ class Planner:
         callbacks: Sequence[PlannerCallback] = (),
         progress: Progress | None = None,
         executor: Executor | None = None,
+        identity: dict[str, Any] | None = None,
     ):
         if executor is None:
             if trainer is None:
@@ -150,6 +151,9 @@ class Planner:
         self.journal = journal
         self.options = options or PlannerOptions()
         self.config_hash = config_hash
+        # journaled with plan_started so that a resume can refuse what changed (plain JSON,
+        # e.g. {"config": ..., "data": ...} from the CLI; the planner does not read it)
+        self.identity = dict(identity or {})
         self.callbacks = list(callbacks)
         self.progress = progress or Progress()
         self._running: dict[Edge, _Running] = {}
@@ -166,7 +170,12 @@ class Planner:
         if self.progress.finished is not None:
             return Plan.from_progress(self.graph, self.progress)
         started = time.monotonic()
-        self._emit(Op.PLAN_STARTED, config_hash=self.config_hash, options=self.options.to_dict())
+        self._emit(
+            Op.PLAN_STARTED,
+            config_hash=self.config_hash,
+            options=self.options.to_dict(),
+            **self.identity,
+        )
         while True:
             while self._resolve_ready() | self._launch():
                 pass  # resolving a state can make transitions ready, and a launch can end one

@@ -62,6 +62,8 @@ class StateRecord:
 @dataclass
 class Progress:
     config_hash: str | None = None
+    config: dict[str, Any] | None = None  # the config identity journaled at plan start
+    data: dict[str, Any] | None = None  # the data fingerprint journaled at plan start
     sessions: int = 0
     transitions: dict[tuple[TrainingState, TrainingState], TransitionRecord] = field(
         default_factory=dict
@@ -92,6 +94,8 @@ class Progress:
     # -- one method per operation -------------------------------------------------------
     def _apply_plan_started(self, event: dict[str, Any]) -> None:
         self.config_hash = event["config_hash"]
+        self.config = event.get("config", self.config)
+        self.data = event.get("data", self.data)
         self.sessions += 1
 
     def _apply_transition_started(self, event: dict[str, Any]) -> None:
