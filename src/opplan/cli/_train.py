@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import yaml
+
 __all__ = ["register"]
 
 
@@ -54,20 +56,25 @@ def run_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, config, dist) -> int:  # type: ignore[no-untyped-def]
     from rich.console import Console
 
-    from opplan.config import dump_config
+    from opplan.cli._plan import check_video_states
+    from opplan.config import config_hash, dump_config
     from opplan.engine.build import build_video_trainer
-    from opplan.engine.recipe import read_recipe, train_recipe
+    from opplan.engine.distributed import ReplicaJournal
+    from opplan.engine.recipe import read_recipe, recipe_hash, train_recipe
     from opplan.errors import OpplanError, RunDirError
-    from opplan.fileio import atomic_write_text, disk_errors
+    from opplan.fileio import atomic_write_text, check_out_dir, disk_errors
+    from opplan.planning.journal import Journal
 
+    check_out_dir(args.out)
     steps = read_recipe(args.recipe)
+    check_video_states(config, [step.state for step in steps], f"{args.recipe}: steps")
     console = Console(highlight=False, quiet=not dist.is_main)  # rank 0 reports
     run = args.out
-    saved = run / "config.yaml"
     if (run / "train_journal.jsonl").exists() and not args.resume:
         raise RunDirError(f"{run} already holds a training; pass --resume to continue it")
-    if saved.exists() and saved.read_text() != dump_config(config):
-        raise RunDirError(f"{run} holds the config of another run ({saved})")
+    # kept with every journaled epoch: a resume must train the same config and recipe
+    identity = {"config_hash": config_hash(config), "recipe_hash": recipe_hash(steps)}
+    _check_resume(run, config, steps, identity)
     trainer = build_video_trainer(
         config.trainer,
         run,
@@ -77,10 +84,15 @@ def _train(args: argparse.Namespace, config, dist) -> int:  # type: ignore[no-un
         clip_length=max(step.state.clip_length for step in steps),
         dist=dist,
     )
+    # the journal's lock first: a run in use elsewhere is refused before anything is written
+    journal = Journal(run / "train_journal.jsonl") if dist.is_main else ReplicaJournal()
     if dist.is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(saved, dump_config(config))
-        atomic_write_text(run / "recipe.yaml", args.recipe.read_text())
+        try:
+            atomic_write_text(run / "config.yaml", dump_config(config))
+            atomic_write_text(run / "recipe.yaml", args.recipe.read_text())
+        except BaseException:
+            journal.close()
+            raise
     if dist.enabled:
         console.print(f"data parallel: {dist.world_size} processes ({dist.backend})")
 
@@ -93,13 +105,63 @@ def _train(args: argparse.Namespace, config, dist) -> int:  # type: ignore[no-un
 
     try:
         with disk_errors():  # a full disk under the journal: one line, resumable
-            summary = train_recipe(trainer, steps, run, on_epoch)
+            summary = train_recipe(trainer, steps, run, on_epoch, journal, identity)
     except FloatingPointError as err:  # NaN/inf loss: the epochs before it stay resumable
         raise OpplanError(
             f"training diverged ({err}); lower that step's learning rate in {args.recipe}"
         ) from None
     console.print(f"final model: {summary['model']}")
     return 0
+
+
+def _check_resume(run: Path, config, steps, identity) -> None:  # type: ignore[no-untyped-def]
+    """Refuse to continue a training with another config or recipe (cosmetic config fields
+    aside): its journaled epochs would be mixed with the new schedule's, and train.json
+    would claim a schedule that model.pt was not trained with."""
+    from opplan.config import config_hash, dump_config, legacy_config_data, parse_config
+    from opplan.errors import ConfigError, RunDirError
+    from opplan.planning.journal import Op, read_journal
+
+    journal = run / "train_journal.jsonl"
+    events = [e for e in read_journal(journal) if e.get("op") == Op.EPOCH_SCORED.value]
+    saved = run / "config.yaml"
+    if not events:  # nothing trained yet: only a config of another run is refused
+        if saved.exists():
+            try:
+                data = legacy_config_data(yaml.safe_load(saved.read_text(encoding="utf-8")))
+                same = (
+                    config_hash(parse_config(data, source=str(saved))) == identity["config_hash"]
+                )
+            except (ConfigError, yaml.YAMLError):
+                same = False
+            if not same:
+                raise RunDirError(f"{run} holds the config of another run ({saved})")
+        return
+    hashes = {e["config_hash"] for e in events if "config_hash" in e}
+    if hashes - {identity["config_hash"]} or (
+        not hashes and saved.exists() and saved.read_text() != dump_config(config)
+    ):
+        raise RunDirError(
+            f"{run} was trained with another config (the one journaled in {journal}); "
+            "resume it with that config, or choose another --out"
+        )
+    recipes = {e["recipe_hash"] for e in events if "recipe_hash" in e}
+    if recipes - {identity["recipe_hash"]} or (not recipes and _legacy_mismatch(events, steps)):
+        raise RunDirError(
+            f"{run} was trained with another recipe ({run / 'recipe.yaml'} is the one it "
+            "follows); resume with that recipe, or choose another --out"
+        )
+
+
+def _legacy_mismatch(events, steps) -> bool:  # type: ignore[no-untyped-def]
+    """A journal without recipe hashes (older opplan): its epochs must fit the recipe."""
+    for event in events:
+        k = int(event["step"])
+        if k >= len(steps) or event["state"] != str(steps[k].state):
+            return True
+        if int(event["epoch"]) > steps[k].epochs:
+            return True
+    return False
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

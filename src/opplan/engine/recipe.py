@@ -8,14 +8,17 @@ this same loop.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opplan.engine.distributed import ReplicaJournal
 from opplan.engine.trainer import VideoTrainer
@@ -24,7 +27,7 @@ from opplan.fileio import atomic_write_bytes, atomic_write_json
 from opplan.planning.journal import Journal, Op, read_journal
 from opplan.planning.state import TrainingState
 
-__all__ = ["RecipeStep", "read_recipe", "train_recipe"]
+__all__ = ["RecipeStep", "read_recipe", "recipe_hash", "train_recipe"]
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,38 @@ class RecipeStep:
         return out
 
 
+class _Step(BaseModel):
+    """One step of a recipe file, validated as strictly as a config: an unknown key (an
+    ``lr_schedule`` or ``weight_decay`` that would silently be ignored) is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sampling: Literal["consecutive", "uniform"]
+    clip_length: Annotated[int, Field(strict=True, ge=1)]
+    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    epochs: Annotated[int, Field(strict=True, ge=1)]
+    lrs: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(
+        None, description="a learning rate per epoch (len == epochs); none: lr throughout"
+    )
+
+
+class _Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: Annotated[list[_Step], Field(min_length=1)]
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """``('steps', 0, 'lr')`` -> ``steps[0].lr``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "<root>"
+
+
 def read_recipe(path: str | Path) -> list[RecipeStep]:
-    """Steps of a ``recipe.yaml`` (as written by ``opplan plan``); errors name the step."""
+    """Steps of a ``recipe.yaml`` (as written by ``opplan plan``); errors name the field,
+    e.g. ``steps[0].lr: Field required``."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: recipe not found")
@@ -69,28 +102,34 @@ def read_recipe(path: str | Path) -> list[RecipeStep]:
         mark = getattr(err, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
         raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', err)})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
-        raise ConfigError(f"{p}: expected a non-empty 'steps' list")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{p}: expected a mapping with a non-empty 'steps' list, got {type(data).__name__}"
+        )
+    try:
+        recipe = _Recipe.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        got = "" if first["type"] == "missing" else f" (got {first['input']!r})"
+        more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+        raise ConfigError(
+            f"{p}: invalid recipe: {_where(first['loc'])}: {first['msg']}{got}{more}"
+        ) from None
     steps = []
-    for k, raw in enumerate(data["steps"]):
+    for k, raw in enumerate(recipe.steps):
         try:
-            extra = tuple(
-                (key, v)
-                for key, v in raw.items()
-                if key not in ("sampling", "clip_length", "lr", "epochs", "lrs")
-            )
-            state = TrainingState(raw["sampling"], raw["clip_length"], raw["lr"], extra)
-            epochs = raw["epochs"]
-            if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-                raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-            lrs = raw.get("lrs")
-            if lrs is not None and not isinstance(lrs, list):
-                raise ValueError(f"lrs must be a list, got {lrs!r}")
-            step = RecipeStep(state, epochs, None if lrs is None else tuple(lrs))
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise ConfigError(f"{p}: steps[{k}]: {err}") from None
+            state = TrainingState(raw.sampling, raw.clip_length, raw.lr)
+            step = RecipeStep(state, raw.epochs, None if raw.lrs is None else tuple(raw.lrs))
+        except ValueError as err:
+            raise ConfigError(f"{p}: invalid recipe: steps[{k}]: {err}") from None
         steps.append(step)
     return steps
+
+
+def recipe_hash(steps: Sequence[RecipeStep]) -> str:
+    """Identity of a recipe's steps (states, epochs, per-epoch lrs), kept in the journal."""
+    canonical = json.dumps([s.to_dict() for s in steps], sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def train_recipe(
@@ -98,6 +137,8 @@ def train_recipe(
     steps: Sequence[RecipeStep],
     run_dir: str | Path,
     on_epoch: Callable[[int, RecipeStep, int, dict[str, float]], None] | None = None,
+    journal: Journal | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``steps`` one after the other; continue where a killed run stopped.
 
@@ -105,7 +146,9 @@ def train_recipe(
     epoch checkpoints of a step are released. Returns (and writes ``RUN/train.json``) the
     per-epoch validation scores and the final checkpoint id; the final model is copied to
     ``RUN/model.pt``. Data parallel (``trainer.dist``), every rank trains and only rank 0
-    writes the journal, ``model.pt`` and ``train.json``.
+    writes the journal, ``model.pt`` and ``train.json``. ``journal``: the run's journal,
+    already open (locked) by the caller; ``identity``: fields journaled with every epoch
+    (``opplan train`` keeps the config and recipe hashes there to check a resume).
     """
     run = Path(run_dir)
     is_main = trainer.dist.is_main
@@ -115,7 +158,9 @@ def train_recipe(
             done.setdefault(int(event["step"]), []).append(event)
     previous: str | None = None
     history: list[dict[str, Any]] = []
-    with Journal(run / "train_journal.jsonl") if is_main else ReplicaJournal() as journal:
+    if journal is None:
+        journal = Journal(run / "train_journal.jsonl") if is_main else ReplicaJournal()
+    with journal:
         for k, step in enumerate(steps):
             events = done.get(k, [])
             history.extend(events)
@@ -143,6 +188,7 @@ def train_recipe(
                     checkpoint=checkpoint,
                     seconds=time.monotonic() - tick,
                     metrics=metrics,
+                    **(identity or {}),
                 )
                 history.append(event)
                 if epoch > 1:
