@@ -17,13 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from opplan.errors import OpplanError
+from opplan.errors import ConfigError, OpplanError
 
 __all__ = [
     "DiskWriteError",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "check_out_dir",
     "disk_errors",
 ]
 
@@ -86,3 +87,22 @@ def disk_errors() -> Iterator[None]:
             f"cannot write{where}: {err.strerror or err} (what was written before is intact; "
             "fix the cause, then continue with --resume)"
         ) from err
+
+
+def check_out_dir(path: str | os.PathLike[str], option: str = "--out") -> None:
+    """Refuse an output directory that cannot be one, before any work and without writing.
+
+    Raises:
+        ConfigError: ``path`` (or the nearest existing folder above it) is a file, or that
+            folder is not writable (the CLI exits with code 2, naming ``option``).
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{option}: {target} is a file, not a directory")
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{option}: cannot create {target}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: cannot write to {target}: {existing} is not writable")

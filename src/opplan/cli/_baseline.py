@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from opplan.cli._train import _video_config
+from opplan.fileio import check_out_dir
 
 __all__ = ["register"]
 
@@ -105,6 +106,7 @@ def run_baseline(args: argparse.Namespace) -> int:
     from opplan.errors import ConfigError
 
     config = _video_config(args.config)
+    check_out_dir(args.out)
     views = _views(args.views)
     try:
         schedule = HandTunedSchedule(
@@ -115,7 +117,7 @@ def run_baseline(args: argparse.Namespace) -> int:
             tuple(
                 _floats("--lrs", args.lrs)
                 if args.lrs
-                else sorted(config.graph.learning_rates, reverse=True)
+                else sorted(config.graph.axes()[2], reverse=True)
             ),
         )
     except ValueError as err:  # ConfigError included
@@ -130,7 +132,7 @@ def run_baseline(args: argparse.Namespace) -> int:
         prepare_run_dir(run, config, "schedule.json", schedule.to_dict(), args.resume)
         steps = schedule.steps()
         console.print(f"[bold]opplan baseline[/] {schedule.name}: {len(steps)} steps")
-        reference = min(min(config.graph.clip_lengths), min(schedule.lengths))
+        reference = min(min(config.graph.axes()[1]), min(schedule.lengths))
         result = run_schedule(trainer, schedule, run, reference, _printer(console, len(steps)))
         console.print(
             f"{schedule.name}: internal val top-1 {result['val_score']:.4f} after "
@@ -174,6 +176,7 @@ def run_grid_command(args: argparse.Namespace) -> int:
     from opplan.planning.state import SAMPLINGS
 
     config = _video_config(args.config)
+    check_out_dir(args.out)
     views = _views(args.views)
     if args.plan is not None and not args.plan.is_dir():
         raise ConfigError(f"--plan: {args.plan} is not a run directory")

@@ -36,6 +36,9 @@ def _build_index(path: str, size: int, mtime_ns: int) -> _Index:
     pts: list[int] = []
     key: list[bool] = []
     with av.open(path, metadata_errors="ignore") as container:
+        if not container.streams.video:  # audio-only, subtitles, data
+            kinds = sorted({s.type for s in container.streams}) or ["no"]
+            raise VideoReadError(path, f"no video stream (only {', '.join(kinds)} streams)")
         stream = container.streams.video[0]
         for packet in container.demux(stream):
             stamp = packet.pts if packet.pts is not None else packet.dts
