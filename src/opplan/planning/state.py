@@ -7,6 +7,7 @@ paper's three hyper-parameters.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -77,8 +78,17 @@ class TrainingState:
 
     @property
     def slug(self) -> str:
-        """A file-name-safe identifier, e.g. ``uniform-32f-lr0.001``."""
-        return re.sub(r"[^A-Za-z0-9.=_-]+", "-", str(self).replace(" lr=", "-lr").strip())
+        """A file-name-safe identifier, unique to the exact name: a readable prefix and a
+        short hash of ``str(self)``, e.g. ``uniform-32f-lr0.001-5d41402abc``.
+
+        The prefix alone would merge states whose names differ only in characters it drops
+        (``aug=a+b`` / ``aug=a*b``); the hash keeps their checkpoint folders apart. Run
+        directories of older versions (prefix only) still resume: the planner reads every
+        existing checkpoint id from the journal and only names new epochs this way.
+        """
+        prefix = re.sub(r"[^A-Za-z0-9.=_-]+", "-", str(self).replace(" lr=", "-lr").strip())
+        digest = hashlib.sha256(str(self).encode("utf-8")).hexdigest()[:10]
+        return f"{prefix[:80]}-{digest}"
 
     @classmethod
     def parse(cls, text: str) -> TrainingState:
