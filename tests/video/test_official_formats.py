@@ -290,6 +290,7 @@ def test_class_names_travel_into_test_json_and_scores(trees, tmp_path, capfd):
     assert main([*argv, "--views", "2x1", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["class_names"] == CLASS_NAMES["ucf101"]
+    assert "weakest classes: Class" in capfd.readouterr().out
     assert result["num_videos"] == 6
     scores = np.load(out.with_suffix(".scores.npz"))
     assert list(scores["class_names"]) == CLASS_NAMES["ucf101"]

@@ -194,4 +194,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"{args.split}: {result.num_videos} videos{excluded}, {views[0]} clips x {views[1]} "
         f"crops, {state}: top-1 {result.top1:.4f}  top-5 {result.top5:.4f}  -> {out}"
     )
+    if result.class_names is not None:  # the weakest classes, by the dataset's own names
+        scored = [(a, n) for a, n in zip(result.per_class_accuracy, result.class_names,
+                                         strict=True) if a is not None]  # fmt: skip
+        worst = ", ".join(f"{n} {a:.2f}" for a, n in sorted(scored)[:5])
+        Console(highlight=False).print(f"weakest classes: {worst}")
     return 0
