@@ -74,16 +74,24 @@ def _config(root: Path, grouped: bool, val_size: int, epochs: int) -> dict:
     if grouped:
         data["group_pattern"] = r"src(\w+?)_clip"
     return {
-        "graph": {"kind": "basic", "samplings": ["uniform"], "clip_lengths": [8],
-                  "learning_rates": [0.05]},  # fmt: skip
+        "graph": {
+            "kind": "basic",
+            "samplings": ["uniform"],
+            "clip_lengths": [8],
+            "learning_rates": [0.05],
+        },
         "planner": {"delay": 3, "max_epochs": epochs, "min_epochs": epochs, "value": "observed"},
         "trainer": {
             "kind": "video",
             "device": "cpu",
             "seed": 0,
             "data": data,
-            "optim": {"effective_batch": 8, "reference_batch": 8, "base_micro_batch": 8,
-                      "base_clip_length": 8},  # fmt: skip
+            "optim": {
+                "effective_batch": 8,
+                "reference_batch": 8,
+                "base_micro_batch": 8,
+                "base_clip_length": 8,
+            },
         },
     }
 
