@@ -66,8 +66,8 @@ class RunDir:
                 change = data_change(progress.data, data)
                 if change is not None:
                     raise RunDirError(
-                        f"{self.root}: cannot resume, {change} since the plan started; "
-                        "restore it, or plan into another --out"
+                        f"{self.root}: cannot resume: {change}; restore it, or plan into "
+                        "another --out"
                     )
             atomic_write_text(self.config, dump_config(config))  # the current schema's dump
             return progress
@@ -128,7 +128,8 @@ def data_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     what = " and ".join(changed) if changed else "the internal split"
     verb = "have" if len(changed) > 1 else "has"
     return (
-        f"{what} {verb} changed: the plan's internal split was {old.get('train')} training / "
-        f"{old.get('val')} validation videos of {old.get('num_classes')} classes, now "
-        f"{new.get('train')} / {new.get('val')} of {new.get('num_classes')}"
+        f"{what} {verb} changed since the plan started (its internal split: "
+        f"{old.get('train')} training / {old.get('val')} validation videos of "
+        f"{old.get('num_classes')} classes, now {new.get('train')} / {new.get('val')} of "
+        f"{new.get('num_classes')})"
     )

@@ -84,7 +84,7 @@ def _interrupted(args: argparse.Namespace, err: KeyboardInterrupt) -> str:
             f"{what}: every finished epoch is kept in {out}; continue with "
             f"`opplan {args.command} ... --out {out} --resume`"
         )
-    return f"{what}: nothing was kept; run `opplan {args.command}` again"
+    return f"{what}; nothing to resume: run `opplan {args.command}` again"
 
 
 def main(argv: list[str] | None = None) -> int:
