@@ -129,6 +129,27 @@ def test_train_resume_refused_while_in_use_writes_nothing(train_reference, tmp_p
     assert snapshot(run) == before  # RUN/recipe.yaml not overwritten
 
 
+def test_train_resume_refuses_changed_videos(tiny_videos, tmp_path, capfd):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_videos, data)
+    config = write_yaml(tmp_path / "c.yaml", video_config(data))
+    recipe = write_yaml(tmp_path / "r.yaml", RECIPE)
+    run = tmp_path / "run"
+    argv = ["train", str(config), "--recipe", str(recipe), "--out", str(run)]
+    assert run_cli(argv, fault=Fault("journal_after", 1)) == -9  # one epoch journaled
+    train = data / "train.txt"
+    original = train.read_text()
+    train.write_text("".join(original.splitlines(keepends=True)[:-3]))
+    before = snapshot(run)
+    capfd.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    line = one_error_line(capfd)
+    assert "cannot resume" in line and "data.train_list (train.txt)" in line, line
+    assert snapshot(run) == before
+    train.write_text(original)
+    assert run_cli([*argv, "--resume"], fault=Fault("journal_after", 1)) == -9  # got past
+
+
 # -- opplan plan --resume: the data -----------------------------------------------------
 def _started_plan(tiny_videos: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
     """A copy of the tiny dataset and a video plan on it killed right after its first

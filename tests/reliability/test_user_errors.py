@@ -101,6 +101,17 @@ def test_clip_lengths_shorter_than_the_model_accepts(tiny_videos, tmp_path, capf
     assert not (tmp_path / "run").exists()
 
 
+def test_baseline_lengths_shorter_than_the_model_accepts(tiny_videos, tmp_path, capfd):
+    path = write_yaml(tmp_path / "c.yaml", video_config(tiny_videos))
+    out = tmp_path / "run"
+    argv = ["baseline", str(path), "--lengths", "1,4", "--decay", "cosine", "--epochs", "2",
+            "--sampling", "uniform", "--out", str(out), "--views", "none"]  # fmt: skip
+    capfd.readouterr()
+    assert main(argv) == 2
+    one_error_line(capfd, "--lengths", "clip length 1", "dg_p3d_tiny")
+    assert not out.exists()
+
+
 def test_explicit_graph_refuses_unused_axes(tmp_path, capfd):
     graph = {"kind": "explicit", "edges": [["initial", "uniform 8f lr=0.1"]],
              "clip_lengths": [8, 16]}  # fmt: skip

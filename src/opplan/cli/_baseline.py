@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from opplan.cli._plan import check_video_states
 from opplan.cli._train import _video_config
 from opplan.fileio import check_out_dir
 
@@ -122,6 +123,7 @@ def run_baseline(args: argparse.Namespace) -> int:
         )
     except ValueError as err:  # ConfigError included
         raise ConfigError(f"{args.config}: baseline: {err}") from None
+    check_video_states(config, [step.state for step in schedule.steps()], "--lengths")
     console = Console(highlight=False)
     run = args.out
     # the trainer first: a bad data path fails before anything is written to RUN
@@ -189,6 +191,8 @@ def run_grid_command(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         raise ConfigError(f"{args.config}: grid: {err}") from None
+    states = [step.state for schedule in spec.schedules for step in schedule.steps()]
+    check_video_states(config, states, f"{args.config}: grid")
     console = Console(highlight=False)
     console.print(f"[bold]opplan grid[/] {args.config} -> {args.out}: {len(spec.schedules)} runs")
     results = run_grid(

@@ -58,8 +58,9 @@ def _train(args: argparse.Namespace, config, dist) -> int:  # type: ignore[no-un
 
     from opplan.cli._plan import check_video_states
     from opplan.config import config_hash, dump_config
-    from opplan.engine.build import build_video_trainer
+    from opplan.engine.build import build_video_trainer, load_lists
     from opplan.engine.distributed import ReplicaJournal
+    from opplan.engine.fingerprint import records_hash
     from opplan.engine.recipe import read_recipe, recipe_hash, train_recipe
     from opplan.errors import OpplanError, RunDirError
     from opplan.fileio import atomic_write_text, check_out_dir, disk_errors
@@ -84,6 +85,10 @@ def _train(args: argparse.Namespace, config, dist) -> int:  # type: ignore[no-un
         clip_length=max(step.state.clip_length for step in steps),
         dist=dist,
     )
+    # the videos too: another training or validation list would mix two datasets' epochs
+    num_classes = load_lists(config.trainer.data, "train")[1]
+    identity["data_hash"] = records_hash(trainer.train_records, trainer.val_records, num_classes)
+    _check_data(run, config, identity["data_hash"])
     # the journal's lock first: a run in use elsewhere is refused before anything is written
     journal = Journal(run / "train_journal.jsonl") if dist.is_main else ReplicaJournal()
     if dist.is_main:
@@ -150,6 +155,21 @@ def _check_resume(run: Path, config, steps, identity) -> None:  # type: ignore[n
         raise RunDirError(
             f"{run} was trained with another recipe ({run / 'recipe.yaml'} is the one it "
             "follows); resume with that recipe, or choose another --out"
+        )
+
+
+def _check_data(run: Path, config, data_hash: str) -> None:  # type: ignore[no-untyped-def]
+    """Refuse to continue a training whose training or validation records changed."""
+    from opplan.errors import RunDirError
+    from opplan.planning.journal import read_journal
+
+    kept = {e["data_hash"] for e in read_journal(run / "train_journal.jsonl") if "data_hash" in e}
+    if kept - {data_hash}:
+        data = config.trainer.data
+        raise RunDirError(
+            f"{run}: cannot resume: the videos of data.train_list ({data.train_list}) or "
+            f"data.val_list ({data.val_list}) under {data.root} changed since the training "
+            "started; restore them, or train into another --out"
         )
 
 

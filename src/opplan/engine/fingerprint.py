@@ -19,17 +19,19 @@ from typing import Any
 from opplan.config import DataConfig
 from opplan.engine.build import planning_split
 
-__all__ = ["annotation_files", "data_fingerprint"]
+__all__ = ["annotation_files", "data_fingerprint", "records_hash"]
 
 
 def annotation_files(data: DataConfig) -> dict[str, Path]:
     """``data.<field>`` -> file, for each annotation file of the config that planning may
-    read (every ``*_list`` field but the test list), where it is a plain file."""
+    read (every ``*_list`` and ``*_file`` field but the test list), where it is a plain
+    file."""
     root = Path(data.root)
     files = {}
     for name in type(data).model_fields:
         value = getattr(data, name)
-        if name.endswith("_list") and name != "test_list" and isinstance(value, str):
+        wanted = name.endswith(("_list", "_file")) and name != "test_list"
+        if wanted and isinstance(value, str):
             path = root / value
             if path.is_file():
                 files[f"data.{name}"] = path
@@ -44,9 +46,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def data_fingerprint(data: DataConfig, seed: int) -> dict[str, Any]:
-    """The fingerprint of the data a plan with ``data`` and trainer ``seed`` uses."""
-    train, val, num_classes = planning_split(data, seed)
+def records_hash(train: list[Any], val: list[Any], num_classes: int) -> str:
+    """sha256 of the records (every field, in order) of a training and a validation list."""
     canonical = json.dumps(
         {
             "train": [asdict(r) for r in train],
@@ -55,8 +56,14 @@ def data_fingerprint(data: DataConfig, seed: int) -> dict[str, Any]:
         },
         sort_keys=True,
     )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def data_fingerprint(data: DataConfig, seed: int) -> dict[str, Any]:
+    """The fingerprint of the data a plan with ``data`` and trainer ``seed`` uses."""
+    train, val, num_classes = planning_split(data, seed)
     return {
-        "split": hashlib.sha256(canonical.encode()).hexdigest(),
+        "split": records_hash(train, val, num_classes),
         "train": len(train),
         "val": len(val),
         "num_classes": num_classes,
