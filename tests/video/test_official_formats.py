@@ -148,9 +148,10 @@ def test_kinetics_missing_videos_are_counted_listed_once_and_skipped(trees, tmp_
     out = capfd.readouterr().out
     assert "train: 18 videos listed, 1 missing" in out and "missing: " in out
     assert main(["plan", str(config), "--out", str(tmp_path / "run")]) == 0
-    listed = (tmp_path / "run" / "missing_videos.txt").read_text().splitlines()
-    assert len(listed) == 1 and listed[0].endswith("_000010_000020.mp4")
-    assert "1 of 24 listed videos are missing" in capfd.readouterr().out
+    health = json.loads((tmp_path / "run" / "data_health.json").read_text())
+    [listed] = health["missing_from_download"]
+    assert listed.endswith("_000010_000020.mp4") and health["bad_files"] == {}
+    assert "1 listed videos are missing from the download" in capfd.readouterr().out
     strict = _write(tmp_path / "e.yaml", _config(data, missing="error"))
     assert main(["plan", str(strict), "--out", str(tmp_path / "strict")]) == 2
     err = capfd.readouterr().err

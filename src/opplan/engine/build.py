@@ -15,9 +15,9 @@ from opplan.config import DataConfig, ModelConfig, VideoTrainerConfig
 from opplan.engine.data import (
     class_names,
     load_lists,
+    missing_videos,
     planning_split,
     read_split,
-    report_missing,
 )
 from opplan.engine.distributed import DistributedContext
 from opplan.engine.evaluate import EvalResult, evaluate_views
@@ -49,6 +49,7 @@ __all__ = [
     "read_split",
     "resolve_device",
 ]
+
 
 def ensure_dataset(data: DataConfig, log: Callable[[str], None] = print) -> Path:
     """The dataset root; a configured synthetic dataset is generated there if missing."""
@@ -250,8 +251,12 @@ def build_video_trainer(
     dist.barrier()
     if not dist.is_main:
         ensure_dataset(config.data, log)
-    if dist.is_main:
-        report_missing(config.data, run_dir, log)
+    missing = missing_videos(config.data)
+    if missing:
+        log(
+            f"data: {len(missing)} listed videos are missing from the download, left out "
+            f"(data.missing: skip; listed in RUN/data_health.json), e.g. {missing[0]}"
+        )
     if purpose == "plan":
         plan_train, plan_val, num_classes = planning_split(config.data, config.seed)
         names = "internal validation"
@@ -289,7 +294,12 @@ def build_video_trainer(
         eval_batch=config.eval_batch,
         metric=config.metric,
         dataset_options=dataset_options(config.data),
-        health=DataHealth(run_dir, max_bad_fraction=config.data.max_bad_fraction, strict=strict),
+        health=DataHealth(
+            run_dir,
+            max_bad_fraction=config.data.max_bad_fraction,
+            strict=strict,
+            missing=missing,
+        ),
         dist=dist,
         performance=performance,
         log=log,

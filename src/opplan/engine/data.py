@@ -23,7 +23,14 @@ from opplan.errors import ConfigError
 from opplan.video import VideoRecord, internal_val_split, official
 from opplan.video import annotations as ann
 
-__all__ = ["SplitRecords", "class_names", "load_lists", "planning_split", "read_split"]
+__all__ = [
+    "SplitRecords",
+    "class_names",
+    "load_lists",
+    "missing_videos",
+    "planning_split",
+    "read_split",
+]
 
 Split = str  # "train" | "val" | "test"
 OFFICIAL = ("ucf101", "hmdb51", "kinetics", "ssv1", "ssv2", "activitynet")
@@ -209,26 +216,12 @@ def planning_split(
     return plan_train, plan_val, num_classes
 
 
-def report_missing(data: DataConfig, run_dir: str | os.PathLike[str], log: Callable[[str], None]
-                   ) -> int:  # fmt: skip
-    """Count the videos of the training and validation lists absent from the download, list
-    them once in ``RUN/missing_videos.txt`` and say so in one line; returns the count."""
+def missing_videos(data: DataConfig) -> list[str]:
+    """The videos of the training and validation lists absent from the download (official
+    formats; the test's are reported by the final test itself)."""
     if data.format not in OFFICIAL:
-        return 0
+        return []
     lists = [read_split(data, "train")]
     if data.val_list is not None:
         lists.append(read_split(data, "val"))
-    missing = sorted({p for s in lists for p in s.missing})
-    if not missing:
-        return 0
-    total = len({r.path for s in lists for r in s.records} | set(missing))
-    out = Path(run_dir) / "missing_videos.txt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("".join(f"{p}\n" for p in missing), encoding="utf-8")
-    os.replace(tmp, out)
-    log(
-        f"data: {len(missing)} of {total} listed videos are missing from the download "
-        f"({100 * len(missing) / total:.1f} %), left out (data.missing: skip); list: {out}"
-    )
-    return len(missing)
+    return sorted({p for s in lists for p in s.missing})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from opplan.errors import OpplanError
@@ -54,12 +55,16 @@ class DataHealth:
         *,
         max_bad_fraction: float = 0.01,
         strict: bool = False,
+        missing: Sequence[str] = (),
     ) -> None:
         if not 0.0 <= max_bad_fraction <= 1.0:
             raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.max_bad_fraction = max_bad_fraction
         self.strict = strict
+        # listed but absent from the download (data.missing: skip): left out before training,
+        # listed once in data_health.json beside the unreadable ones
+        self.missing = sorted(missing)
         self.epoch = 0
         self._memory: list[dict[str, object]] = []
         self._logged: set[str] = set()
@@ -143,6 +148,8 @@ class DataHealth:
             "bad_files": dict(sorted(bad.items())),
             "epochs": epochs,
         }
+        if self.missing:
+            summary["missing_from_download"] = list(self.missing)
         if self.run_dir is not None:
             atomic_write_json(self.run_dir / HEALTH_FILE, summary)
         return summary
