@@ -150,9 +150,36 @@ def _grouped(data: DataConfig, records: list[VideoRecord]) -> list[VideoRecord]:
     return out
 
 
+def _stamp(data: DataConfig, split: Split) -> tuple[object, ...]:
+    """What a cached read depends on: the annotation files' (and video folder's) state."""
+    names = {"train": data.train_list, "val": data.val_list, "test": data.test_list}
+    files = [names[split], names["train"], data.labels_file, data.videos]
+    stamp: list[object] = []
+    for name in files:
+        try:
+            info = (Path(data.root) / name).stat() if name is not None else None
+        except OSError:
+            info = None
+        stamp.append(None if info is None else (name, info.st_mtime_ns, info.st_size))
+    folder = Path(data.root) / (names[split] or "")
+    if data.format == "hmdb51" and folder.is_dir():  # a folder of split files
+        stamp.extend((f.name, f.stat().st_mtime_ns) for f in sorted(folder.glob("*.txt")))
+    return tuple(stamp)
+
+
 def read_split(data: DataConfig, split: Split) -> SplitRecords:
     """The records of ``split`` (``train``, ``val`` or ``test``), with class names and the
-    videos missing from the download (official formats; see the module docstring)."""
+    videos missing from the download (official formats; see the module docstring).
+
+    Planning reads each list several times (split, sizes, fingerprint, class names); a
+    Kinetics CSV of 240k rows with a stat per video is read once while its files stay as
+    they are."""
+    cached = _read_split(data, split, _stamp(data, split))
+    return replace(cached, records=list(cached.records), missing=list(cached.missing))
+
+
+@functools.lru_cache(maxsize=16)
+def _read_split(data: DataConfig, split: Split, stamp: tuple[object, ...]) -> SplitRecords:
     records, names = _read(data, split)
     file = _list_file(data, split)
     where = f"data.{split}_list ({file})"
