@@ -5,6 +5,8 @@
   will read it (any ``data.format``): records, classes, missing and unreadable videos; exit 0
   when the data are usable, 2 otherwise. A dry run before a long plan.
 - ``opplan data check LIST --root DIR [--format video|frames|reference] [--out FILE]``
+- ``opplan data prepare CONFIG --out DIR [--short-side 256 --gop 16 --fps N --frames]``: a
+  fast-loading copy (re-encoded or JPEG frames) and its config (:mod:`opplan.cli._prepare`)
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="frame file names of frame directories (default: img_{:05d}.jpg, first = 1)",
     )  # fmt: skip
     check.set_defaults(func=_check)
+
+    from opplan.cli._prepare import add_parser as add_prepare
+
+    add_prepare(sub)
 
 
 def _synth(args: argparse.Namespace) -> int:
