@@ -78,6 +78,12 @@ def _index(folder: str, mtime: float) -> dict[str, str]:
     return official.index_videos(folder)
 
 
+@functools.lru_cache(maxsize=4)
+def _kinetics_classes(train_csv: str, mtime: int) -> list[str]:
+    """The sorted labels of the training CSV (every list's class order), read once."""
+    return ann.read_kinetics_classes(train_csv)
+
+
 def _video_index(videos: Path) -> dict[str, str]:
     if not videos.is_dir():
         raise ConfigError(f"data.videos: {videos} is not a folder")
@@ -110,7 +116,8 @@ def _read(data: DataConfig, split: Split) -> tuple[list[VideoRecord], list[str] 
         records = ann.read_hmdb51_split(file, split=data.split, subset=subset, **common)
         return records, ann.read_hmdb51_classes(file, split=data.split)
     if fmt == "kinetics":
-        classes = ann.read_kinetics_classes(_list_file(data, "train"))
+        train = _list_file(data, "train")
+        classes = _kinetics_classes(os.fspath(train), train.stat().st_mtime_ns)
         if data.video_template is not None:
             return ann.read_kinetics_csv(
                 file, classes=classes, template=data.video_template, **common

@@ -97,6 +97,10 @@ def join_root(
         return path
     joined = os.path.join(os.fspath(root), path)
     if not allow_outside_root:
+        if not os.path.isabs(path):  # relative: outside only through '..' (fast path)
+            norm = os.path.normpath(path)
+            if norm != os.pardir and not norm.startswith(os.pardir + os.sep):
+                return joined
         base = os.path.abspath(root)
         if os.path.commonpath([base, os.path.abspath(joined)]) != base:
             raise ConfigError(
@@ -295,11 +299,7 @@ def _kinetics_rows(file: str | os.PathLike[str]) -> list[tuple[int, dict[str, st
         missing = needed - set(reader.fieldnames or ())
         if missing:
             raise ConfigError(f"{file}:1: missing CSV columns {sorted(missing)}")
-        return [
-            (reader.line_num, row)
-            for row in reader
-            if any((v or "").strip() for v in row.values() if isinstance(v, str))
-        ]
+        return [(reader.line_num, row) for row in reader if (row["youtube_id"] or "").strip()]
 
 
 def read_kinetics_classes(file: str | os.PathLike[str]) -> list[str]:
