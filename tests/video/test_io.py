@@ -171,7 +171,7 @@ def test_missing_torchcodec_fails_with_install_hint():
         with pytest.raises(ConfigError, match="pip install torchcodec"):
             check_backend("torchcodec")
     with pytest.raises(ConfigError, match="unknown video backend"):
-        check_backend("decord")
+        check_backend("opencv")
 
 
 class _ThreadsProbe(Dataset):

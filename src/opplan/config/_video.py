@@ -140,7 +140,7 @@ class DataConfig(_Strict):
     )
     flip: bool = Field(True, description="random horizontal flip (off for Something-Something)")
     frame_interval: PositiveInt = 1
-    backend: Literal["auto", "pyav", "torchcodec", "frames"] = "auto"
+    backend: Literal["auto", "pyav", "torchcodec", "decord", "frames"] = "auto"
     num_workers: Annotated[int, Field(ge=0)] = 0
     max_bad_fraction: Annotated[float, Field(ge=0, le=1)] = Field(
         0.01, description="stop when more than this fraction of an epoch's videos is unreadable"

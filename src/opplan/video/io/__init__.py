@@ -1,4 +1,5 @@
-"""Video readers behind one small interface (§5.2): PyAV, torchcodec, JPEG frames, memory.
+"""Video readers behind one small interface (§5.2): PyAV, torchcodec, decord, JPEG frames,
+memory.
 
 Example:
     >>> from opplan.video.io import open_video
@@ -19,6 +20,7 @@ from opplan.video.io._base import (
     check_indices,
     decoder_threads,
 )
+from opplan.video.io._decord import DecordReader, require_decord
 from opplan.video.io._frames import ArrayReader, FramesDirReader
 from opplan.video.io._pyav import PyAVReader
 from opplan.video.io._torchcodec import TorchCodecReader, require_torchcodec
@@ -27,6 +29,7 @@ __all__ = [
     "ArrayReader",
     "Backend",
     "DecodeStats",
+    "DecordReader",
     "FramesDirReader",
     "PyAVReader",
     "TorchCodecReader",
@@ -38,8 +41,8 @@ __all__ = [
     "open_video",
 ]
 
-Backend = Literal["auto", "pyav", "torchcodec", "frames"]
-_BACKENDS = ("auto", "pyav", "torchcodec", "frames")
+Backend = Literal["auto", "pyav", "torchcodec", "decord", "frames"]
+_BACKENDS = ("auto", "pyav", "torchcodec", "decord", "frames")
 
 
 def check_backend(backend: str) -> None:
@@ -48,6 +51,8 @@ def check_backend(backend: str) -> None:
         raise ConfigError(f"unknown video backend {backend!r}; choose from {list(_BACKENDS)}")
     if backend == "torchcodec":
         require_torchcodec()
+    if backend == "decord":
+        require_decord()
 
 
 def open_video(
@@ -71,7 +76,7 @@ def open_video(
 
     Raises:
         VideoReadError: the video cannot be read.
-        ConfigError: unknown backend, or torchcodec requested but not installed.
+        ConfigError: unknown backend, or torchcodec/decord requested but not installed.
     """
     check_backend(backend)
     if backend == "auto":
@@ -82,4 +87,6 @@ def open_video(
         )
     if backend == "torchcodec":
         return TorchCodecReader(path, threads=threads)
+    if backend == "decord":
+        return DecordReader(path, threads=threads)
     return PyAVReader(path, threads=threads)

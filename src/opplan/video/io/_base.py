@@ -47,6 +47,7 @@ class VideoReader(ABC):
 
     path: str
     stats: DecodeStats
+    exact_counts = True  # stats count what the decoder really did (False: returned frames)
 
     @property
     @abstractmethod

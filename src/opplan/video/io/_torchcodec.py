@@ -18,15 +18,35 @@ INSTALL_HINT = (
 
 
 def require_torchcodec() -> None:
-    """Fail at start-up, with an install hint, when torchcodec is missing."""
+    """Fail at start-up, with an install hint, when torchcodec is missing or cannot load its
+    core library (it links a system FFmpeg 4-8; the wheel brings none)."""
     try:
         import torchcodec.decoders  # noqa: F401
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
+    try:
+        from torchcodec._internally_replaced_utils import load_core_libraries
+    except ImportError:  # another torchcodec layout: the first decoder will tell
+        return
+    try:
+        load_core_libraries()
+    except (RuntimeError, OSError) as err:
+        import re
+
+        lost = sorted(set(re.findall(r"(lib\w+\.so\.\d+): cannot open", str(err))))
+        why = f"not found: {', '.join(lost)}" if lost else str(err).strip().splitlines()[0]
+        raise ConfigError(
+            f"torchcodec is installed but cannot load its FFmpeg libraries ({why}); "
+            "install FFmpeg's shared libraries (4-8) or use backend 'pyav'"
+        ) from None
 
 
 class TorchCodecReader(VideoReader):
-    """Reads frames with ``torchcodec.decoders.VideoDecoder`` in exact seek mode."""
+    """Reads frames with ``torchcodec.decoders.VideoDecoder`` in exact seek mode: one
+    ``get_frames_at`` per clip (sorted unique indices, decoded forward from the keyframes).
+    torchcodec keeps no counters: ``stats.frames_decoded`` counts returned frames only."""
+
+    exact_counts = False
 
     def __init__(self, path: str | os.PathLike[str], *, threads: int | None = None) -> None:
         require_torchcodec()
