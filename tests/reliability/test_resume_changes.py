@@ -25,10 +25,10 @@ SIMULATED = {
     "graph": {
         "kind": "basic",
         "samplings": ["uniform"],
-        "clip_lengths": [8, 16],
+        "clip_lengths": [8],
         "learning_rates": [0.1, 0.01],
     },
-    "planner": {"delay": 2, "max_epochs": 12},
+    "planner": {"delay": 2, "max_epochs": 8},
     "trainer": {"kind": "simulated", "landscape": "random", "seed": 1},
 }
 
