@@ -184,7 +184,7 @@ def test_sync_bn_on_cpu_ranks_is_refused(tiny_data, tmp_path):
 
     make_trainer(tiny_data, tmp_path, sync_bn=True)  # one process: nothing to synchronize
     train = read_video_list(tiny_data / "train.txt", root=tiny_data)
-    with pytest.raises(ConfigError, match="trainer.sync_bn"):
+    with pytest.raises(ConfigError, match=r"trainer\.sync_bn"):
         VideoTrainer(
             model_factory=lambda: build_model("dg_p3d_tiny", num_classes=10),
             train_records=train,
@@ -234,7 +234,7 @@ def test_optim_amp_still_loads_as_precision(tiny_data):
         assert parse_config(config({"amp": True})).trainer.precision == "fp16"
     with pytest.warns(FutureWarning, match="trainer.precision: fp32"):
         assert parse_config(config({"amp": False})).trainer.precision == "fp32"
-    with pytest.raises(ConfigError, match="optim.amp: true contradicts trainer.precision"):
+    with pytest.raises(ConfigError, match=r"optim\.amp: true contradicts trainer\.precision"):
         parse_config(config({"amp": True}, precision="bf16"))
     with pytest.raises(ConfigError, match="precision"):
         parse_config(config({}, precision="fp8"))
@@ -245,8 +245,8 @@ def _plan(root, out, **switches):
         "graph": {
             "kind": "basic",
             "samplings": ["uniform"],
-            "clip_lengths": [4, 8],
-            "learning_rates": [0.05],
+            "clip_lengths": [4],
+            "learning_rates": [0.05, 0.005],
         },
         "planner": {"delay": 1, "max_epochs": 2},
         "trainer": {
@@ -271,13 +271,19 @@ def _plan(root, out, **switches):
     return plan["path"], [(t["from"], t["to"], t["epochs_trained"]) for t in plan["transitions"]]
 
 
+@pytest.mark.slow
 def test_the_switches_plan_the_same_path(tiny_data, tmp_path):
+    """channels_last only reorders float sums: the identical plan. bf16 rounds every op to
+    8 mantissa bits: the same path of states, but on these 6 validation videos a knee may
+    move (measured: the second move stopped at epoch 1 instead of 2)."""
     reference = _plan(tiny_data, tmp_path / "fp32")
-    switched = _plan(tiny_data, tmp_path / "fast", precision="bf16", channels_last=True)
-    assert [(s["clip_length"], s["epochs"]) for s in switched[0]] == [
-        (s["clip_length"], s["epochs"]) for s in reference[0]
-    ]
-    assert switched[1] == reference[1]
+    assert _plan(tiny_data, tmp_path / "nhwc", channels_last=True) == reference
+
+    def states(path):
+        return [(s["sampling"], s["clip_length"], s["lr"]) for s in path]
+
+    fast = _plan(tiny_data, tmp_path / "fast", precision="bf16", channels_last=True)
+    assert states(fast[0]) == states(reference[0]) and len(reference[0]) == 2
 
 
 @pytest.mark.slow
