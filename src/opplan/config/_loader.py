@@ -71,6 +71,8 @@ COSMETIC_FIELDS: tuple[tuple[str, ...], ...] = (
     ("planner", "keep_checkpoints"),
     ("trainer", "epoch_delay"),
     ("trainer", "data", "num_workers"),
+    ("trainer", "data", "persistent_workers"),
+    ("trainer", "data", "prefetch_factor"),
     ("trainer", "data", "max_bad_fraction"),
 )
 _EXPLICIT_UNUSED = ("samplings", "clip_lengths", "learning_rates")

@@ -142,6 +142,12 @@ class DataConfig(_Strict):
     frame_interval: PositiveInt = 1
     backend: Literal["auto", "pyav", "torchcodec", "decord", "frames"] = "auto"
     num_workers: Annotated[int, Field(ge=0)] = 0
+    persistent_workers: bool = Field(
+        False, description="keep the training loader's workers for all epochs of a state"
+    )
+    prefetch_factor: PositiveInt | None = Field(
+        None, description="batches each worker loads ahead (default: PyTorch's 2)"
+    )
     max_bad_fraction: Annotated[float, Field(ge=0, le=1)] = Field(
         0.01, description="stop when more than this fraction of an epoch's videos is unreadable"
     )

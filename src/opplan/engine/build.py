@@ -291,6 +291,8 @@ def build_video_trainer(
         seed=config.seed,
         device=dist.device if dist.enabled else resolve_device(config.device),
         num_workers=config.data.num_workers,
+        persistent_workers=config.data.persistent_workers,
+        prefetch_factor=config.data.prefetch_factor,
         eval_batch=config.eval_batch,
         metric=config.metric,
         dataset_options=dataset_options(config.data),

@@ -29,6 +29,7 @@ from opplan.engine.distributed import (
     average_buffers,
     plan_steps,
 )
+from opplan.engine.loader import TrainLoaders, loader_bound_warning
 from opplan.engine.metrics import PlanMetric, plan_score, topk_correct
 from opplan.engine.performance import (
     CompiledModule,
@@ -93,7 +94,11 @@ class VideoTrainer:
             and only rank 0 writes checkpoints (see :mod:`opplan.engine.distributed`).
         performance: precision, channels_last, compile, SyncBatchNorm
             (:mod:`opplan.engine.performance`).
-        log: where the one-line warnings go (a compile that fell back to eager).
+        log: where the one-line warnings go (a compile that fell back to eager, a
+            loader-bound transition).
+        persistent_workers, prefetch_factor: DataLoader settings of the training loader;
+            persistent workers live as long as the state (one loader per state, not per
+            epoch; the epoch reaches the workers with every index).
     """
 
     def __init__(
@@ -116,8 +121,17 @@ class VideoTrainer:
         dist: DistributedContext | None = None,
         performance: PerformanceSettings | None = None,
         log: Callable[[str], None] = print,
+        persistent_workers: bool = False,
+        prefetch_factor: int | None = None,
     ) -> None:
         self.model_factory = model_factory
+        self._loaders = TrainLoaders(
+            num_workers,
+            persistent_workers,
+            prefetch_factor,
+            pin_memory=torch.device(device).type == "cuda",
+        )
+        self._loader_warned = False
         self.train_records = list(train_records)
         self.val_records = list(val_records)
         self.checkpoint_dir = Path(checkpoint_dir)
@@ -161,6 +175,7 @@ class VideoTrainer:
         self.origin = from_checkpoint or "initial"
         self.epoch = 0
         self.history = []
+        self._loader_warned = False
 
     def resume(self, state: TrainingState, checkpoint_id: str) -> None:
         data = load_checkpoint(self._path(checkpoint_id), map_location=self.device)
@@ -175,6 +190,7 @@ class VideoTrainer:
         self.origin = data["origin"]
         self.epoch = int(data["epoch"])
         self.history = list(data["history"])
+        self._loader_warned = False
         set_rng_states(data["rng"])
 
     def train_epoch(self) -> dict[str, float]:
@@ -192,13 +208,8 @@ class VideoTrainer:
         steps = plan_steps(_shuffled_batches(len(dataset), micro, seed), accumulate, world)
         if self.sync_bn:  # SyncBatchNorm's collectives need every rank in every forward:
             steps = [s for s in steps if len({len(share) for share in s}) == 1]  # drop uneven
-        loader = DataLoader(
-            dataset,
-            batch_sampler=[batch for step in steps for batch in step[rank]],
-            generator=torch.Generator().manual_seed(seed),  # workers' seeds, as before
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",
-        )
+        batches = [batch for step in steps for batch in step[rank]]
+        loader = self._loaders.epoch((state.sampling, state.clip_length), dataset, batches, seed)
         model.train()
         net = self._ddp if self._ddp is not None else model
         # BatchNorm statistics: merged step by step as one process would have them when
@@ -271,6 +282,10 @@ class VideoTrainer:
             "data_time": totals["data_time"],
             "compute_time": totals["compute_time"],
             "clips_per_s": clips_seen / max(totals["data_time"] + totals["compute_time"], 1e-9),
+            # the state's rates: how fast the loader delivers while the model waits, and
+            # how fast the model trains (clips per second of compute)
+            "data_clips_per_s": clips_seen / max(totals["data_time"], 1e-9),
+            "compute_clips_per_s": clips_seen / max(totals["compute_time"], 1e-9),
             "lr": optimizer.param_groups[0]["lr"],
             "ranks": float(world),  # data-parallel processes that trained this epoch
         }
@@ -278,7 +293,15 @@ class VideoTrainer:
             metrics["skipped_steps"] = float(skipped)
             metrics["loss_scale"] = float(self.scaler.get_scale())
         self.history.append(metrics)
+        self._warn_loader_bound(metrics)
         return metrics
+
+    def _warn_loader_bound(self, metrics: dict[str, float]) -> None:
+        """Once per transition: the model waited for data over 20 % of its compute."""
+        message = loader_bound_warning(self.state, metrics, self.num_workers)
+        if message is not None and not self._loader_warned and self.dist.is_main:
+            self._loader_warned = True
+            self.log(message)
 
     @torch.no_grad()
     def evaluate(self) -> float:
