@@ -113,8 +113,9 @@ def test_compile_trains_like_eager_and_falls_back_with_one_warning(tiny_data, tm
         tiny_data, tmp_path / "b", "small", compile=True, compile_backend=broken, log=lines.append
     )
     assert transition(trainer) == eager  # eager from the first micro-batch on
-    assert len(lines) == 1 and "torch.compile failed" in lines[0]
-    assert "no compiler here" in lines[0] and "training eagerly" in lines[0]
+    warned = [line for line in lines if "torch.compile" in line]  # (also: loader-bound)
+    assert len(warned) == 1 and "torch.compile failed" in warned[0]
+    assert "no compiler here" in warned[0] and "training eagerly" in warned[0]
 
 
 @pytest.mark.parametrize(
