@@ -205,7 +205,7 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
             f"trainer {config.trainer.kind}"
         )
     options = replace(
-        config.planner.options(),
+        config.planner_options(eval_count=int((identity["data"] or {}).get("val", 0))),
         max_retries=executor_cfg.max_retries,
         keep_checkpoints=config.planner.keep_checkpoints or args.keep_checkpoints,
     )

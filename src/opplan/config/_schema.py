@@ -109,9 +109,33 @@ class PlannerConfig(_Strict):
     prune_margin: Annotated[float, Field(ge=0)] = Field(
         0.02, description="slack added to the optimistic bound when pruning (score units)"
     )
+    rule: Literal["paper", "noise"] = Field(
+        "paper",
+        description="paper: stop at t >= t* + delay (§3.3); noise (beyond the paper): stop once "
+        "the fitted curve's remaining gain over the budget is below the evaluation noise, go on "
+        "while a dip recovers, never end at knee 0 on a first-epoch dip (delay unused)",
+    )
+    noise: Annotated[float, Field(gt=0)] | None = Field(
+        None,
+        description="noise rule: std of one evaluation (score units); default: the simulated "
+        "trainer's noise, or binomial on the internal validation split's videos",
+    )
+    noise_z: Annotated[float, Field(gt=0)] = Field(
+        1.0, description="noise rule: noise stds a remaining gain or a recovering rise must exceed"
+    )
+    noise_patience: PositiveInt = Field(
+        2, description="noise rule: consecutive quiet epochs before a transition stops"
+    )
+    noise_window: PositiveInt = Field(
+        3, description="noise rule: epochs over which a recovering rise is measured"
+    )
 
-    def options(self) -> PlannerOptions:
-        return PlannerOptions(**self.model_dump())
+    def options(self, noise: float = 0.0, eval_count: int = 0) -> PlannerOptions:
+        """The planner's options; ``noise``/``eval_count`` are the trainer's evaluation noise
+        (std, or validation videos) used by the noise rule when ``noise`` is not set here."""
+        data = self.model_dump()
+        data["noise"] = self.noise if self.noise is not None else noise
+        return PlannerOptions(**data, eval_count=eval_count)
 
 
 class SimulatedTrainerConfig(_Strict):
@@ -143,3 +167,24 @@ class PlanConfig(_Strict):
     planner: PlannerConfig = Field(default_factory=PlannerConfig)  # type: ignore[arg-type]
     trainer: TrainerConfig = Field(default_factory=SimulatedTrainerConfig)  # type: ignore[arg-type]
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)  # type: ignore[arg-type]
+
+    def planner_options(self, eval_count: int = 0) -> PlannerOptions:
+        """The planner's options with the trainer's evaluation noise for the noise rule: the
+        simulated trainer's std, or binomial on ``eval_count`` internal validation videos."""
+        trainer = self.trainer
+        noise = trainer.noise if isinstance(trainer, SimulatedTrainerConfig) else 0.0
+        return self.planner.options(noise, eval_count)
+
+    @model_validator(mode="after")
+    def _noise_known(self) -> PlanConfig:
+        trainer = self.trainer
+        if (
+            self.planner.rule == "noise"
+            and self.planner.noise is None
+            and isinstance(trainer, SimulatedTrainerConfig)
+            and trainer.noise == 0
+        ):
+            raise ValueError(
+                "planner.rule noise needs planner.noise: the simulated trainer has noise 0"
+            )
+        return self

@@ -23,6 +23,7 @@ expanded (its outgoing transitions fail as "source unreachable").
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +33,7 @@ from opplan.planning.executors import Edge, Executor, LocalExecutor, Outcome, Wo
 from opplan.planning.graph import TransitionGraph
 from opplan.planning.journal import Journal, Op
 from opplan.planning.knee import KneeFit, KneeStopper
+from opplan.planning.noise_rule import NoiseAwareStopper
 from opplan.planning.plan import Plan
 from opplan.planning.progress import Progress, TransitionRecord
 from opplan.planning.protocol import Trainer
@@ -68,6 +70,15 @@ class PlannerOptions:
             Eq. 2. Saves epochs; with parallel executors which sibling finishes first, hence
             what is pruned, depends on timing.
         prune_margin: slack added to the bound (score units).
+        rule: ``paper`` (default) -- stop at ``t >= t* + delay`` (§3.3); ``noise`` -- beyond
+            the paper, :class:`~opplan.planning.noise_rule.NoiseAwareStopper`: stop once the
+            fitted curve's remaining gain is below the evaluation noise (``delay`` unused).
+        noise: the noise rule's std of one evaluation (score units); 0 = binomial on
+            ``eval_count`` validation videos.
+        eval_count: validation videos behind one score (the CLI sets it from the split).
+        noise_z: noise stds a remaining gain or a recovering rise must exceed.
+        noise_patience: consecutive quiet epochs before the noise rule stops.
+        noise_window: epochs over which the noise rule measures a recovering rise.
     """
 
     delay: int = 10
@@ -81,6 +92,12 @@ class PlannerOptions:
     max_retries: int = 2
     prune: bool = False
     prune_margin: float = 0.02
+    rule: Literal["paper", "noise"] = "paper"
+    noise: float = 0.0
+    eval_count: int = 0
+    noise_z: float = 1.0
+    noise_patience: int = 2
+    noise_window: int = 3
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,7 +105,7 @@ class PlannerOptions:
     def stopper(self, src: TrainingState, y0: float) -> KneeStopper:
         """The knee stopper of a transition out of ``src`` starting from a ``y0`` model."""
         floor = max(self.min_epochs, self.min_epochs_from_initial if src.is_initial else 0)
-        return KneeStopper(
+        args = (
             y0,
             self.delay,
             self.max_epochs,
@@ -96,6 +113,16 @@ class PlannerOptions:
             min(floor, self.max_epochs),
             self.min_rise_from_initial if src.is_initial else 0.0,
         )
+        if self.rule == "noise":  # beyond the paper
+            return NoiseAwareStopper(
+                *args,
+                noise=self.noise,
+                eval_count=self.eval_count,
+                z=self.noise_z,
+                patience=self.noise_patience,
+                window=self.noise_window,
+            )
+        return KneeStopper(*args)
 
 
 class PlannerCallback(Protocol):
@@ -163,6 +190,20 @@ class Planner:
             for dst in graph.states
             for k, src in enumerate(graph.predecessors(dst))
         }
+
+    @classmethod
+    def open(cls, run_dir: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Planner:
+        """A planner on ``run_dir``'s journal, resuming the plan there: see
+        :func:`opplan.planning.api.open_planner` (``with Planner.open(...) as p: p.run()``)."""
+        from opplan.planning.api import open_planner
+
+        return open_planner(run_dir, *args, **kwargs)
+
+    def __enter__(self) -> Planner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.journal.close()
 
     # -- the algorithm ------------------------------------------------------------------
     def run(self) -> Plan:
