@@ -201,7 +201,7 @@ def test_bad_options(synth_order):
     with pytest.raises(ConfigError, match="mode"):
         VideoClipDataset(records, sampling="uniform", clip_length=4, mode="val")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="backend"):
-        VideoClipDataset(records, sampling="uniform", clip_length=4, backend="decord")
+        VideoClipDataset(records, sampling="uniform", clip_length=4, backend="opencv")
 
 
 def test_raw_frame_list_through_the_dataset(tmp_path):

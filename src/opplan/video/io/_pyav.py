@@ -3,9 +3,11 @@
 Frame index <-> timestamp is exact: the packets are demuxed once (no decoding) and their
 presentation timestamps sorted, so frame ``i`` is the ``i``-th timestamp in the stream's
 ``time_base`` — no float seconds. A clip is decoded with one seek to the keyframe at or before
-its first frame and a forward decode; a further seek happens only when a keyframe lies between
-the decoder's position and the next wanted frame (then seeking decodes strictly fewer frames),
-so dense samples never seek per frame.
+its first frame and a forward decode. When a keyframe lies between the decoder's position and
+the next wanted frame, the packets before it are demuxed but not decoded (nothing after a
+keyframe needs them), so a short-GOP file (``opplan data prepare``) decodes only from the
+keyframe of each wanted frame without paying a seek (a decoder flush) per frame; a seek
+happens only to skip more than ``min_skip`` frames. Dense samples never seek per frame.
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ class PyAVReader(VideoReader):
     Args:
         path: the video file.
         threads: decoder threads; None = 1 inside a DataLoader worker, else up to 4.
-        min_skip: seek forward only when it skips more than this many frames (a seek costs
-            about as much as decoding a few small frames).
+        min_skip: seek forward only when it skips more than this many frames; shorter jumps
+            demux the packets up to the keyframe without decoding them (a seek flushes the
+            decoder and costs more than demuxing a few dozen packets).
         skip_nonref: let the decoder drop unwanted non-reference frames (same pixels for the
             wanted frames, fewer frames decoded for sparse samples).
 
@@ -79,7 +82,7 @@ class PyAVReader(VideoReader):
         path: str | os.PathLike[str],
         *,
         threads: int | None = None,
-        min_skip: int = 4,
+        min_skip: int = 64,
         skip_nonref: bool = True,
     ) -> None:
         import av
@@ -87,6 +90,7 @@ class PyAVReader(VideoReader):
         self.min_skip = min_skip
         self.skip_nonref = skip_nonref
         self._wanted_pts: set[int] = set()
+        self._drop_below = -1  # frames before this keyframe are not needed: never decoded
         self.path = os.fspath(path)
         self.stats = DecodeStats()
         try:
@@ -147,10 +151,12 @@ class PyAVReader(VideoReader):
         be decoded at all; wanted frames and reference frames always are.
         """
         context = self._stream.codec_context
-        wanted = self._wanted_pts
+        wanted, by_pts = self._wanted_pts, self._index.by_pts
         try:
             for packet in self._container.demux(self._stream):
                 skip = packet.pts is not None and packet.pts not in wanted
+                if skip and by_pts.get(packet.pts, self._drop_below) < self._drop_below:
+                    continue  # before the next wanted frame's keyframe: not even decoded
                 context.skip_frame = "NONREF" if skip else "DEFAULT"
                 yield from context.decode(packet)
         finally:
@@ -167,6 +173,7 @@ class PyAVReader(VideoReader):
             raise VideoReadError(self.path, "reader is closed")
         out: dict[int, np.ndarray] = {}
         self._wanted_pts = {int(self._index.pts[i]) for i in wanted}
+        self._drop_below = -1
         frames = None
         position = -1  # index of the next frame the decoder will deliver
         try:
@@ -174,8 +181,10 @@ class PyAVReader(VideoReader):
                 key = self._keyframe_before(target)
                 if frames is None or key - position > self.min_skip:
                     frames, position = self._seek(key), key
+                self._drop_below = key if self.skip_nonref else -1
                 found = self._decode_until(frames, target, out)
                 if not found:  # inexact seek (some containers): decode from the start
+                    self._drop_below = -1
                     frames = self._seek(0)
                     found = self._decode_until(frames, target, out)
                 if not found:
