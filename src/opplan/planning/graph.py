@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from opplan.errors import ConfigError
-from opplan.planning.state import INITIAL, SAMPLINGS, TrainingState
+from opplan.planning.axes import ExtraAxis, as_axes, grid_edges
+from opplan.planning.state import INITIAL, SAMPLINGS, ExtraValue, TrainingState
 
 __all__ = ["Edge", "GraphError", "GraphKind", "TransitionGraph"]
 
@@ -84,8 +85,11 @@ class TransitionGraph:
         samplings: Sequence[str],
         clip_lengths: Sequence[int],
         learning_rates: Sequence[float],
+        *,
+        extra_axes: Sequence[ExtraAxis] | Mapping[str, Sequence[ExtraValue]] = (),
     ) -> TransitionGraph:
-        """The paper's basic or extended graph over the given grid (§3.2, Fig. 1)."""
+        """The paper's basic or extended graph over the given grid (§3.2, Fig. 1), with
+        ``extra_axes`` (:mod:`opplan.planning.axes`, beyond the paper) as further moves."""
         if kind not in ("basic", "extended"):
             raise GraphError(f"graph kind must be 'basic' or 'extended', got {kind!r}")
         for name, values in (
@@ -102,23 +106,13 @@ class TransitionGraph:
                 raise GraphError(f"unknown sampling {sampling!r}; expected one of {SAMPLINGS}")
         lengths = sorted(int(x) for x in clip_lengths)
         lrs = sorted((float(x) for x in learning_rates), reverse=True)
+        axes = as_axes(extra_axes)
         edges: list[Edge] = []
+        finals: list[TrainingState] = []
         for sampling in samplings:
-            grid = {
-                (i, j): TrainingState(sampling, lengths[i], lrs[j])
-                for i in range(len(lengths))
-                for j in range(len(lrs))
-            }
-            for i in range(min(2, len(lengths))):
-                edges.append((INITIAL, grid[i, 0]))
-            for (i, j), state in grid.items():
-                if (i + 1, j) in grid:
-                    edges.append((state, grid[i + 1, j]))
-                if (i, j + 1) in grid:
-                    edges.append((state, grid[i, j + 1]))
-                if kind == "extended" and (i - 1, j + 1) in grid:
-                    edges.append((state, grid[i - 1, j + 1]))
-        finals = [TrainingState(s, lengths[-1], lrs[-1]) for s in samplings]
+            grid, final = grid_edges(kind == "extended", sampling, lengths, lrs, axes)
+            edges.extend(grid)
+            finals.append(final)
         return cls(edges, finals)
 
     @classmethod

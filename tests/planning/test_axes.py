@@ -1,0 +1,94 @@
+"""Extra ordered axes of built graphs (size, ...): their moves, finals and refusals."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+import opplan.planning.axes as axes_module
+from opplan.errors import ConfigError
+from opplan.planning import TrainingState, TransitionGraph
+from opplan.planning.axes import ExtraAxis
+from opplan.testing.planning import brute_force, run_plan
+
+
+def _edges(graph):
+    return {(str(a), str(b)) for a, b in graph.edges}
+
+
+def test_increase_only_axis_adds_one_step_up_moves_and_keeps_the_paper_graph_per_value():
+    base = TransitionGraph.build("extended", ["uniform"], [8, 16], [0.1, 0.01])
+    graph = TransitionGraph.build(
+        "extended", ["uniform"], [8, 16], [0.1, 0.01], extra_axes={"size": [112, 160]}
+    )
+    assert len(graph.states) == 2 * len(base.states)
+    edges = _edges(graph)
+    for src, dst in _edges(base):
+        if src != "initial":
+            for size in (112, 160):  # each size carries the paper's moves
+                assert (f"{src} size={size}", f"{dst} size={size}") in edges
+    for state in base.states:
+        assert (f"{state} size=112", f"{state} size=160") in edges
+        assert (f"{state} size=160", f"{state} size=112") not in edges  # never back
+    from_initial = {b for a, b in edges if a == "initial"}
+    assert from_initial == {"uniform 8f lr=0.1 size=112", "uniform 16f lr=0.1 size=112"}
+    assert [str(f) for f in graph.finals] == ["uniform 16f lr=0.01 size=160"]
+    # 2 paper moves per size (+1 extended) plus one size step per state
+    assert len(graph.edges) == 2 * len(base.edges) - 2 + len(base.states)
+
+
+def test_decrease_with_lr_axis_also_steps_back_with_a_lower_lr():
+    axis = ExtraAxis("size", [112, 160], decrease_with_lr=True)
+    graph = TransitionGraph.build("basic", ["uniform"], [8], [0.1, 0.01], extra_axes=[axis])
+    edges = _edges(graph)
+    assert ("uniform 8f lr=0.1 size=160", "uniform 8f lr=0.01 size=112") in edges
+    assert ("uniform 8f lr=0.01 size=160", "uniform 8f lr=0.01 size=112") not in edges
+    assert len(graph.edges) == 1 + 2 + 2 + 1  # initial, lr steps, size steps, back-with-lr
+
+
+def test_two_extra_axes_in_their_given_order():
+    graph = TransitionGraph.build(
+        "basic", ["uniform"], [8], [0.1], extra_axes={"size": [96, 128], "dropout": [0.5, 0.2]}
+    )
+    assert [str(f) for f in graph.finals] == ["uniform 8f lr=0.1 size=128 dropout=0.2"]
+    assert len(graph.states) == 4
+    for state in graph.states:
+        assert TrainingState.parse(str(state)) == state
+
+
+def test_the_planner_finds_the_brute_force_optimum_over_an_extra_axis(tmp_path):
+    from opplan.planning import PlannerOptions
+    from opplan.planning.simulate import RandomLandscape
+
+    axis = ExtraAxis("size", [112, 160], decrease_with_lr=True)
+    graph = TransitionGraph.build("basic", ["uniform"], [8], [0.1, 0.01], extra_axes=[axis])
+    landscape = RandomLandscape(seed=3, noise=0.01)
+    opts = PlannerOptions(delay=2, max_epochs=12, value="observed")
+    plan = run_plan(tmp_path, graph, landscape, opts)
+    paths = brute_force(graph, landscape, opts)
+    best = max(v for v, _ in paths)
+    assert plan.value == pytest.approx(best, abs=1e-12)
+    assert [(s.state, s.epochs) for s in plan.path] in [p for v, p in paths if v >= best - 1e-9]
+
+
+@pytest.mark.parametrize(
+    ("axes", "message"),
+    [
+        ({"lr": [1, 2]}, "taken by a state field"),
+        ({"si ze": [1, 2]}, "letters, digits"),
+        ({"size": []}, "must not be empty"),
+        ({"size": [112, 112]}, "duplicates"),
+        ({"size": ["112"]}, "does not read back"),
+        ({"aug": ["a b"]}, "without '='"),
+        ({"flag": [True, False]}, "not a number or a word"),
+        ([ExtraAxis("size", [1]), ExtraAxis("size", [2])], "given twice"),
+    ],
+)
+def test_bad_axes_are_refused_naming_the_axis(axes, message):
+    with pytest.raises(ConfigError, match=message):
+        TransitionGraph.build("basic", ["uniform"], [8], [0.1], extra_axes=axes)
+
+
+def test_the_module_example_runs():
+    assert doctest.testmod(axes_module).failed == 0
