@@ -92,3 +92,26 @@ def test_bad_axes_are_refused_naming_the_axis(axes, message):
 
 def test_the_module_example_runs():
     assert doctest.testmod(axes_module).failed == 0
+
+
+def test_config_extra_axes_build_the_graph_and_name_a_bad_one():
+    from opplan.config import dump_config, parse_config
+
+    graph = {
+        "kind": "basic",
+        "samplings": ["uniform"],
+        "clip_lengths": [8],
+        "learning_rates": [0.1],
+    }
+    axis = {"name": "size", "values": [112, 160]}
+    config = parse_config({"graph": {**graph, "extra_axes": [axis]}})
+    assert [str(s) for s in config.graph.build().finals] == ["uniform 8f lr=0.1 size=160"]
+    assert "extra_axes" in dump_config(config)
+    assert "extra_axes" not in dump_config(parse_config({"graph": graph}))  # dumps as before
+    with pytest.raises(ConfigError, match=r"graph: extra axis 'lr': the name is taken"):
+        parse_config({"graph": {**graph, "extra_axes": [{"name": "lr", "values": [1]}]}})
+    with pytest.raises(ConfigError, match=r"graph.extra_axes.0.values.0"):
+        parse_config({"graph": {**graph, "extra_axes": [{"name": "s", "values": [True]}]}})
+    explicit = {"kind": "explicit", "edges": [["initial", "uniform 8f lr=0.1"]]}
+    with pytest.raises(ConfigError, match="extra_axes: not used with kind 'explicit'"):
+        parse_config({"graph": {**explicit, "extra_axes": [axis]}})

@@ -80,6 +80,8 @@ _EXPLICIT_UNUSED = ("samplings", "clip_lengths", "learning_rates")
 
 def _resolved(config: PlanConfig) -> dict[str, Any]:
     data = config.model_dump(mode="json")
+    if not data["graph"].get("extra_axes"):  # configs without extra axes dump as before
+        data["graph"].pop("extra_axes", None)
     if data["graph"]["kind"] == "explicit":  # the edges name every state; the axes are unused
         for key in _EXPLICIT_UNUSED:
             data["graph"].pop(key, None)

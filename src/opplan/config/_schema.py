@@ -4,19 +4,47 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from opplan.config._executor import ExecutorConfig
 from opplan.config._video import VideoTrainerConfig
+from opplan.planning.axes import ExtraAxis
 from opplan.planning.curves import FamilyName
 from opplan.planning.graph import TransitionGraph
 from opplan.planning.planner import PlannerOptions
 
-__all__ = ["GraphConfig", "PlanConfig", "PlannerConfig", "SimulatedTrainerConfig"]
+__all__ = [
+    "ExtraAxisConfig",
+    "GraphConfig",
+    "PlanConfig",
+    "PlannerConfig",
+    "SimulatedTrainerConfig",
+]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExtraAxisConfig(_Strict):
+    """One more ordered axis of a built graph (beyond the paper; opplan.planning.axes)."""
+
+    name: str = Field(description="the axis in state names, e.g. size (the crop size)")
+    values: list[StrictInt | StrictFloat | StrictStr] = Field(
+        description="in the order training moves through them; the first is where it starts"
+    )
+    decrease_with_lr: bool = Field(
+        False, description="also move one step back together with one step lower lr"
+    )
 
 
 class GraphConfig(_Strict):
@@ -41,6 +69,11 @@ class GraphConfig(_Strict):
     finals: list[str] | None = Field(
         None, description="kind=explicit: final states (default: states with no way out)"
     )
+    extra_axes: list[ExtraAxisConfig] = Field(
+        default_factory=list,
+        description="basic/extended: further ordered axes such as {name: size, values: [112, "
+        "160]}; each state holds one value of each, moves go one step up (beyond the paper)",
+    )
 
     @model_validator(mode="after")
     def _explicit_needs_edges(self) -> GraphConfig:
@@ -50,7 +83,9 @@ class GraphConfig(_Strict):
             raise ValueError(
                 f"'edges'/'finals' are only used with kind 'explicit', not {self.kind!r}"
             )
-        axes = sorted({"samplings", "clip_lengths", "learning_rates"} & self.model_fields_set)
+        axes = sorted(
+            {"samplings", "clip_lengths", "learning_rates", "extra_axes"} & self.model_fields_set
+        )
         if self.kind == "explicit" and axes:  # they would be silently ignored
             raise ValueError(
                 f"{'/'.join(axes)}: not used with kind 'explicit' (its edges name every "
@@ -74,8 +109,9 @@ class GraphConfig(_Strict):
         if self.kind == "explicit":
             assert self.edges is not None
             return TransitionGraph.from_edges(self.edges, self.finals)
+        axes = [ExtraAxis(a.name, a.values, a.decrease_with_lr) for a in self.extra_axes]
         return TransitionGraph.build(
-            self.kind, self.samplings, self.clip_lengths, self.learning_rates
+            self.kind, self.samplings, self.clip_lengths, self.learning_rates, extra_axes=axes
         )
 
 
