@@ -139,3 +139,18 @@ def test_the_module_example_runs():
     import opplan.planning.api as api
 
     assert doctest.testmod(api).failed == 0
+
+
+def test_an_extra_axis_the_trainer_does_not_act_on_is_refused(tmp_path):
+    graph = TransitionGraph.build("basic", ["uniform"], [8], [0.1], extra_axes={"size": [1, 2]})
+
+    class Sized(SimulatedTrainer):
+        extra_axes = ("depth",)
+
+    with pytest.raises(ConfigError, match=r"does not act on extra axis 'size'.*\['depth'\]"):
+        opplan.plan(graph, Sized(tmp_path / "ck"), tmp_path, **FAST)
+    assert read_journal(tmp_path / "journal.jsonl") == []
+    Sized.extra_axes = ("depth", "size")
+    assert str(opplan.plan(graph, Sized(tmp_path / "ck"), tmp_path, **FAST).best_final_state) == (
+        "uniform 8f lr=0.1 size=2"
+    )

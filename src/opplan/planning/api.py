@@ -36,7 +36,7 @@ from opplan.planning.graph import TransitionGraph
 from opplan.planning.journal import Journal, Op, read_journal
 from opplan.planning.plan import Plan
 from opplan.planning.progress import Progress
-from opplan.planning.protocol import Trainer
+from opplan.planning.protocol import Trainer, unused_axes
 
 if TYPE_CHECKING:
     from opplan.planning.planner import Planner, PlannerCallback, PlannerOptions
@@ -109,6 +109,15 @@ def open_planner(
         progress = Progress.replay(events) if events else Progress()
         if events:
             _check_same_plan(root, events, identity)
+        if not isinstance(runner, Executor):  # an executor's trainers are built elsewhere
+            unused = unused_axes(runner, graph.states)
+            if unused:
+                raise ConfigError(
+                    f"trainer {type(runner).__name__} does not act on extra axis {unused[0]!r} "
+                    f"of the graph's states (its extra_axes: "
+                    f"{sorted(getattr(runner, 'extra_axes', ()))}); it would train the same "
+                    "thing under two labels"
+                )
         return Planner(
             graph,
             None,

@@ -18,16 +18,21 @@ For a transition ``Si -> Sj`` the planner calls::
 After a crash the planner continues a transition with ``trainer.resume(Sj, last_epoch_id)``,
 which must restore everything ``save`` wrote (weights, optimizer, RNG states, epoch count),
 so that a resumed transition scores exactly like an uninterrupted one.
+
+States may carry extra axes (``size=160``, :mod:`opplan.planning.axes`). A trainer says
+which it acts on with an attribute ``extra_axes`` (names; ``"*"``: every axis); planning
+states with an axis it does not name is refused at start-up (:func:`unused_axes`), since it
+would train the same thing under two labels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
 from opplan.planning.state import TrainingState
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "unused_axes"]
 
 
 @runtime_checkable
@@ -52,3 +57,10 @@ class Trainer(Protocol):
 
     def release(self, checkpoint_id: str) -> None:
         """Delete a checkpoint the planner no longer needs (a no-op if it is gone)."""
+
+
+def unused_axes(trainer: object, states: Iterable[TrainingState]) -> list[str]:
+    """The extra axes of ``states`` that ``trainer`` does not act on (its ``extra_axes``)."""
+    acts_on = set(getattr(trainer, "extra_axes", ()))
+    names = dict.fromkeys(name for state in states for name, _ in state.extra)
+    return [] if "*" in acts_on else [name for name in names if name not in acts_on]

@@ -136,6 +136,8 @@ class SimulatedTrainer:
     the clip length relative to ``reference_clip_length``) to make interruption testable.
     """
 
+    extra_axes = ("*",)  # the landscape's curves see whole states, extra axes included
+
     def __init__(
         self,
         checkpoint_dir: str | Path,
