@@ -11,7 +11,8 @@ reader, so load on a shared machine hits them alike; compare ratios within a run
 - columns: clips/s per worker (one decoding thread, as in a DataLoader worker; decode only,
   and with the §5.2 training transform), frames decoded per frame returned and seeks per
   clip (PyAV's counters; the other readers keep none), MB read per clip (``rchar`` of
-  /proc/self/io: bytes the process read, page cache included).
+  /proc/self/io: bytes the process read, page cache included). Every clip opens its file
+  afresh, PyAV's per-file index cache cleared (an epoch opens each video once).
 
 Run:
     nice .venv/bin/python -m benchmarks.video_loader [--clips 8] [--frames 300]
@@ -30,6 +31,7 @@ import numpy as np
 
 from opplan.errors import ConfigError
 from opplan.video.io import check_backend, open_video
+from opplan.video.io._pyav import _build_index
 from opplan.video.prepare import PrepareJob, PrepareOptions, prepare_video
 from opplan.video.sampling import ClipSampler
 from opplan.video.synthetic import write_mp4
@@ -81,6 +83,8 @@ def _row(path: Path, backends: list[str], sampling: str, length: int, clips: int
                "bytes": 0, "exact": True} for b in backends}  # fmt: skip
     for indices in plans:
         for backend in backends:
+            # a training epoch opens each video once: no reader may reuse a cached index
+            _build_index.cache_clear()
             before, start = _rchar(), time.perf_counter()
             with open_video(path, backend=backend, threads=1) as reader:  # type: ignore[arg-type]
                 frames = reader.get_frames(indices)
