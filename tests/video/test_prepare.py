@@ -275,3 +275,20 @@ def test_variable_frame_rate_is_resampled_to_fps(tmp_path):
         got = reader.get_frames(range(13))[:, 16, 16, 0].astype(int)
     nearest = [0, 40, 80, 80, 80, 80, 80, 120, 120, 120, 120, 120, 160]  # nearest in time
     assert np.abs(got - np.array(nearest)).max() < 8
+
+
+@pytest.mark.parametrize("fmt", ["hmdb51", "activitynet"])
+def test_hmdb51_films_and_activitynet_mkv_mp4_survive_preparation(fmt, tree, tmp_path):
+    config = tree(fmt)
+    out = tmp_path / "out"
+    assert _prepare(config, out, "--short-side", "16") == 0
+    report = json.loads((out / "prepare_report.json").read_text())
+    assert report["unreadable"] == [] and report["groups_kept"]
+    assert _groups(out / "prepared.yaml") == _groups(config)  # HMDB51: the source film
+    source = load_config(config).trainer.data
+    prepared = load_config(out / "prepared.yaml").trainer.data
+    for split in ("train", "test"):
+        before = [(Path(r.path).stem, r.label) for r in read_split(source, split).records]
+        after = [(Path(r.path).stem, r.label) for r in read_split(prepared, split).records]
+        assert after == before and all(r.path.endswith(".mp4") for r in
+                                       read_split(prepared, split).records)  # fmt: skip

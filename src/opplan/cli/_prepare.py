@@ -97,11 +97,11 @@ def _outputs(sources: list[str], videos: Path, out: Path, frames: bool) -> dict[
     base = os.path.abspath(videos)
     planned: dict[str, Path] = {}
     for source in sources:
-        rel = os.path.relpath(os.path.abspath(source), base)
-        if rel.startswith(".."):
+        relative = os.path.relpath(os.path.abspath(source), base)
+        if relative.startswith(".."):
             digest = hashlib.sha1(os.path.dirname(os.path.abspath(source)).encode()).hexdigest()
-            rel = os.path.join("_outside", digest[:10], os.path.basename(source))
-        planned[source] = Path(rel)
+            relative = os.path.join("_outside", digest[:10], os.path.basename(source))
+        planned[source] = Path(relative)
     stems: dict[Path, int] = {}
     for rel in planned.values():
         stems[rel.with_suffix("")] = stems.get(rel.with_suffix(""), 0) + 1

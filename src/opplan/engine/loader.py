@@ -11,6 +11,7 @@ same clips with either setting and any number of workers.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -74,10 +75,10 @@ class TrainLoaders:
         self.prefetch_factor = prefetch_factor if num_workers > 0 else None
         self.pin_memory = pin_memory
         self.created = 0  # loaders made so far (a test's and a profile's counter)
-        self._kept: tuple[object, DataLoader, _EpochBatches] | None = None
+        self._kept: tuple[object, DataLoader[Any], _EpochBatches] | None = None
 
     def epoch(self, key: object, dataset: VideoClipDataset, batches: list[list[int]],
-              seed: int) -> DataLoader:  # fmt: skip
+              seed: int) -> DataLoader[Any]:  # fmt: skip
         """The loader of one epoch of the state ``key`` over ``batches`` of ``dataset``."""
         if not self.persistent:
             self.created += 1

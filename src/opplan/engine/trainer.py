@@ -208,8 +208,10 @@ class VideoTrainer:
         steps = plan_steps(_shuffled_batches(len(dataset), micro, seed), accumulate, world)
         if self.sync_bn:  # SyncBatchNorm's collectives need every rank in every forward:
             steps = [s for s in steps if len({len(share) for share in s}) == 1]  # drop uneven
-        batches = [batch for step in steps for batch in step[rank]]
-        loader = self._loaders.epoch((state.sampling, state.clip_length), dataset, batches, seed)
+        rank_batches = [batch for step in steps for batch in step[rank]]
+        loader = self._loaders.epoch(
+            (state.sampling, state.clip_length), dataset, rank_batches, seed
+        )
         model.train()
         net = self._ddp if self._ddp is not None else model
         # BatchNorm statistics: merged step by step as one process would have them when

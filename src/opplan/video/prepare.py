@@ -377,7 +377,7 @@ def prepare_all(
             ready, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in ready:
                 finish(running.pop(future), future.result())
-                k = next(queue, None)
-                if k is not None:
-                    running[pool.submit(prepare_video, jobs[k], options, log)] = k
+                following = next(queue, None)
+                if following is not None:
+                    running[pool.submit(prepare_video, jobs[following], options, log)] = following
     return [results[k] for k in range(len(jobs))]

@@ -155,7 +155,7 @@ class PyAVReader(VideoReader):
         try:
             for packet in self._container.demux(self._stream):
                 skip = packet.pts is not None and packet.pts not in wanted
-                if skip and by_pts.get(packet.pts, self._drop_below) < self._drop_below:
+                if skip and by_pts.get(packet.pts or 0, self._drop_below) < self._drop_below:
                     continue  # before the next wanted frame's keyframe: not even decoded
                 context.skip_frame = "NONREF" if skip else "DEFAULT"
                 yield from context.decode(packet)
