@@ -53,6 +53,10 @@ def _make_trainer(config, run, strict=False, clip_length=None, dist=None):  # ty
             )
         reference = min(config.graph.axes()[1])
         return SimulatedTrainer(run.checkpoints, landscape, trainer_cfg.epoch_delay, reference)
+    if trainer_cfg.kind == "python":  # your own loop (opplan.config._python)
+        from opplan.cli._python_trainer import load_python_trainer
+
+        return load_python_trainer(trainer_cfg, run.checkpoints)
     from opplan.engine.build import build_video_trainer
 
     return build_video_trainer(
@@ -139,6 +143,20 @@ def check_video_states(config, states, where: str) -> None:  # type: ignore[no-u
             )
 
 
+def _check_axes(trainer, states, where) -> None:  # type: ignore[no-untyped-def]
+    """An extra axis the trainer does not act on (its ``extra_axes``) exits 2 naming it."""
+    from opplan.errors import ConfigError
+    from opplan.planning.protocol import unused_axes
+
+    unused = unused_axes(trainer, states)
+    if unused:
+        acts_on = ", ".join(getattr(trainer, "extra_axes", ())) or "none"
+        raise ConfigError(
+            f"{where}: graph: trainer {type(trainer).__name__} does not act on extra axis "
+            f"{unused[0]!r} (it acts on: {acts_on})"
+        )
+
+
 def _data_fingerprint(config):  # type: ignore[no-untyped-def]
     """The videos a video plan uses (None for the simulated trainer, which has none)."""
     if config.trainer.kind != "video":
@@ -191,6 +209,7 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
     # build the trainer first: a bad data path fails before anything is written to RUN
     longest = max(s.clip_length for s in graph.states)
     trainer = _make_trainer(config, run, strict=args.strict, clip_length=longest, dist=dist)
+    _check_axes(trainer, graph.states, args.config)
     # journaled at plan start: a resume refuses another config or other data (rundir.py)
     identity = {"config": config_identity(config), "data": _data_fingerprint(config)}
     if replica:  # rank 0's journal as it was before this session (rank 0 waits below)

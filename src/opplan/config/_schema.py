@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from opplan.config._executor import ExecutorConfig
+from opplan.config._python import PythonTrainerConfig
 from opplan.config._video import VideoTrainerConfig
 from opplan.planning.axes import ExtraAxis
 from opplan.planning.curves import FamilyName
@@ -192,7 +193,9 @@ class SimulatedTrainerConfig(_Strict):
     )
 
 
-TrainerConfig = Annotated[SimulatedTrainerConfig | VideoTrainerConfig, Field(discriminator="kind")]
+TrainerConfig = Annotated[
+    SimulatedTrainerConfig | VideoTrainerConfig | PythonTrainerConfig, Field(discriminator="kind")
+]
 
 
 class PlanConfig(_Strict):
