@@ -104,3 +104,33 @@ def test_persistent_workers_serve_every_epoch_of_a_state_and_train_the_same(tmp_
     fresh.start(state, None)
     fresh.train_epoch(), fresh.train_epoch()
     assert fresh._loaders.created == 2  # without: a loader per epoch
+
+
+def test_uint8_clips_normalized_on_the_device_give_the_same_bits():
+    from dataclasses import replace
+
+    from opplan.video.transforms import build_transform, normalize_clips
+
+    frames = np.random.default_rng(0).integers(0, 256, (4, 40, 48, 3)).astype(np.uint8)
+    config = TransformConfig.scaled(32)
+    torch.manual_seed(3)
+    expected = build_transform(config, "train")(frames)
+    torch.manual_seed(3)
+    small = build_transform(replace(config, uint8=True), "train")(frames)
+    assert small.dtype == torch.uint8 and small.shape == expected.shape  # (C, T, H, W)
+    assert torch.equal(normalize_clips(small, config.mean, config.std), expected)
+    batch = torch.stack([small, small])
+    assert torch.equal(normalize_clips(batch, config.mean, config.std)[1], expected)
+
+
+def test_the_trainer_moves_uint8_clips_and_trains_as_before(tmp_path):
+    state = TrainingState("uniform", 4, 0.05)
+    runs = {}
+    for flag in (True, False):
+        trainer = _trainer(tmp_path / str(flag), device_normalize=flag)
+        trainer.start(state, None)
+        runs[flag] = [trainer.train_epoch()["loss"] for _ in range(2)] + [trainer.evaluate()]
+        clip = trainer._dataset(state, "train")[0][0]
+        assert clip.dtype == (torch.uint8 if flag else torch.float32)
+        assert trainer._dataset(state, "plan_eval")[0][0].dtype == torch.float32
+    assert runs[True] == runs[False]  # bit for bit on CPU

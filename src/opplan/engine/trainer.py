@@ -13,6 +13,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from opplan.errors import ConfigError
 from opplan.models import freeze_bn, fuse_heads, heads_loss
 from opplan.planning.state import TrainingState
 from opplan.video import DataHealth, TransformConfig, VideoClipDataset, VideoRecord
+from opplan.video.transforms import normalize_clips
 
 __all__ = ["VideoTrainer"]
 
@@ -96,6 +98,8 @@ class VideoTrainer:
             (:mod:`opplan.engine.performance`).
         log: where the one-line warnings go (a compile that fell back to eager, a
             loader-bound transition).
+        device_normalize: training clips leave the workers as uint8 and are converted and
+            normalized on ``device`` (a quarter of the bytes to move; same bits on CPU).
         persistent_workers, prefetch_factor: DataLoader settings of the training loader;
             persistent workers live as long as the state (one loader per state, not per
             epoch; the epoch reaches the workers with every index).
@@ -123,7 +127,9 @@ class VideoTrainer:
         log: Callable[[str], None] = print,
         persistent_workers: bool = False,
         prefetch_factor: int | None = None,
+        device_normalize: bool = True,
     ) -> None:
+        self.device_normalize = device_normalize
         self.model_factory = model_factory
         self._loaders = TrainLoaders(
             num_workers,
@@ -238,6 +244,8 @@ class VideoTrainer:
                 fetched = time.perf_counter()
                 totals["data_time"] += fetched - tick
                 clips = clips.to(self.device, non_blocking=True)
+                if clips.dtype == torch.uint8:  # float conversion + normalization here
+                    clips = normalize_clips(clips, self.transform.mean, self.transform.std)
                 if self.performance.channels_last:
                     clips = to_channels_last(clips)
                 labels = labels.to(self.device, non_blocking=True)
@@ -511,7 +519,9 @@ class VideoTrainer:
                 sampling=state.sampling,  # type: ignore[arg-type]
                 clip_length=state.clip_length,
                 mode=mode,  # type: ignore[arg-type]
-                transform=self.transform,
+                transform=replace(self.transform, uint8=True)
+                if mode == "train" and self.device_normalize
+                else self.transform,
                 seed=self.seed,
                 health=self.health,
                 **self.dataset_options,

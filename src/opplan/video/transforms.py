@@ -38,6 +38,7 @@ __all__ = [
     "Mode",
     "TransformConfig",
     "build_transform",
+    "normalize_clips",
     "three_crop",
     "to_video",
 ]
@@ -59,6 +60,10 @@ class TransformConfig:
         flip: random horizontal flip when training.
         mean: per-channel mean (0-1 scale).
         std: per-channel standard deviation (0-1 scale).
+        uint8: the transforms end with uint8 (C, T, H, W) clips, a quarter of the bytes to
+            move from the DataLoader workers; :func:`normalize_clips` then converts and
+            normalizes them on the training device (the same arithmetic, the same bits on
+            CPU).
     """
 
     scale_range: tuple[int, int] = (256, 340)
@@ -68,6 +73,7 @@ class TransformConfig:
     flip: bool = True
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    uint8: bool = False
 
     def __post_init__(self) -> None:
         lo, hi = self.scale_range
@@ -136,6 +142,25 @@ class _Finish(torch.nn.Module):
         return self.steps(video).as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()
 
 
+class _Layout(torch.nn.Module):
+    """uint8 (T, C, H, W) -> uint8 (C, T, H, W): the float steps are left to the device."""
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return video.as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()
+
+
+def normalize_clips(
+    clips: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
+) -> torch.Tensor:
+    """uint8 clips (C, T, H, W) or (N, C, T, H, W), on any device -> normalized float32:
+    torchvision's ``ToDtype(scale=True)`` then ``Normalize``, operation for operation."""
+    shape = (-1, 1, 1, 1) if clips.ndim == 4 else (1, -1, 1, 1, 1)
+    out = clips.to(torch.float32).mul_(1.0 / 255)
+    m = torch.as_tensor(mean, dtype=torch.float32, device=clips.device).view(shape)
+    s = torch.as_tensor(std, dtype=torch.float32, device=clips.device).view(shape)
+    return out.sub_(m).div_(s)
+
+
 class _ThreeCrop(torch.nn.Module):
     """Short-side resize, then crop ``index`` of the three-crop protocol."""
 
@@ -186,4 +211,4 @@ def build_transform(cfg: TransformConfig, mode: Mode, *, crop_index: int = 1) ->
         spatial = _ThreeCrop(cfg.eval_short_side, cfg.test_crop_size, crop_index)
     else:
         raise ConfigError(f"mode must be 'train', 'plan_eval' or 'test', got {mode!r}")
-    return ClipTransform(spatial, _Finish(cfg.mean, cfg.std))
+    return ClipTransform(spatial, _Layout() if cfg.uint8 else _Finish(cfg.mean, cfg.std))
