@@ -52,9 +52,11 @@ def grid_dir(args: argparse.Namespace, root: Path, samplings: list[str] | None =
 
 def plan_dir(args: argparse.Namespace, root: Path) -> Path:
     """The plan's folder under ``root``: ``plan`` for the paper's knee rule with the warm-up
-    floor, ``plan-rise<k>`` with ``min_rise_from_initial`` k (plans of other rules kept)."""
+    floor, ``plan-rise<k>`` with ``min_rise_from_initial`` k (plans of other rules kept);
+    ``-noise`` appended for ``planner.rule: noise``."""
     rise = args.min_rise_from_initial
-    return root / ("plan" if rise == 0 else f"plan-rise{rise:g}")
+    name = "plan" if rise == 0 else f"plan-rise{rise:g}"
+    return root / (name + ("-noise" if getattr(args, "rule", "paper") == "noise" else ""))
 
 
 def make_config(args: argparse.Namespace, task: str, model: str, seed: int) -> Path:
@@ -74,6 +76,7 @@ def make_config(args: argparse.Namespace, task: str, model: str, seed: int) -> P
             "max_epochs": args.max_epochs,
             "min_epochs_from_initial": args.min_epochs_from_initial,
             "min_rise_from_initial": args.min_rise_from_initial,
+            "rule": getattr(args, "rule", "paper"),
         },
         "trainer": {
             "kind": "video",

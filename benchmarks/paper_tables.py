@@ -75,7 +75,7 @@ def _header(args: argparse.Namespace) -> list[str]:
         f"seeds {args.seeds}; test protocol {args.views} views. Planner: T = {args.delay}, "
         f"at most {args.max_epochs} epochs per transition, from-scratch floor "
         f"{args.min_epochs_from_initial}, min rise from scratch {args.min_rise_from_initial:g} "
-        "fit RMSEs.",
+        f"fit RMSEs; stopping rule {getattr(args, 'rule', 'paper')}.",
         "",
     ]
 
@@ -183,7 +183,7 @@ def table4(args: argparse.Namespace) -> list[str]:
     lines = [*_header(args), f"Network `{model}`.", ""]
     rows = [
         "| task | strategy | val top-1 | test top-1 | epochs | weighted epochs "
-        "| wall time | plan/grid epochs |",
+        "| training time (summed) | plan/grid epochs |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for task in args.tasks:
@@ -204,7 +204,7 @@ def table4(args: argparse.Namespace) -> list[str]:
                 f"{_spread([r['test'] for r in runs])} | "
                 f"{statistics.mean(c.epochs for c in costs):.0f} | "
                 f"{statistics.mean(c.weighted_epochs for c in costs):.0f} | "
-                f"{statistics.mean(c.wall_seconds for c in costs) / 60:.1f} min | "
+                f"{statistics.mean(c.training_seconds for c in costs) / 60:.1f} min | "
                 + (f"{statistics.mean(ratios):.2f} |" if label == "planner" else "1 |")
             )
         lines.append(f"Path found on `{task}` (seed {args.seeds[0]}): " + _path(plans[0]))
@@ -373,6 +373,12 @@ def main(argv: list[str] | None = None) -> None:
         help="longer: also the whole grid with these budgets on the task's sampling (first seed)",
     )
     parser.add_argument("--delay", type=int, default=4)
+    parser.add_argument(
+        "--rule",
+        choices=["paper", "noise"],
+        default="paper",
+        help="planner.rule (noise: beyond the paper, plans kept in plan*-noise/)",
+    )
     parser.add_argument("--max-epochs", type=int, default=24)
     parser.add_argument("--min-epochs-from-initial", type=int, default=10)
     parser.add_argument(

@@ -1,6 +1,6 @@
 """The paper's knee rule (T = 10) against the noise rule (beyond the paper, issue 17).
 
-    python -m benchmarks.stopping_rules [--instances 10] [--noise 0.01] [--dip 0.0]
+    python -m benchmarks.stopping_rules [--instances 10] [--noise 0.01] [--dip 0.0] [--delay 10]
 
 Random planning instances (RandomLandscape seeds 0..n-1, noise std ``--noise``) on the
 3x3x2 extended graph, planned once per rule. ``true value``: the noise-free score of the
@@ -91,8 +91,9 @@ def main() -> None:
     parser.add_argument("--dip", type=float, default=0.0)
     parser.add_argument("--z", type=float, default=1.0)
     parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--delay", type=int, default=10, help="the paper rule's T")
     args = parser.parse_args()
-    paper = PlannerOptions(delay=10, max_epochs=100)
+    paper = PlannerOptions(delay=args.delay, max_epochs=100)
     noisy = PlannerOptions(
         max_epochs=100,
         rule="noise",

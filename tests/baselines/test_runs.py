@@ -188,6 +188,18 @@ def test_grid_resumes_without_retraining_and_compares_costs(tiny_data, tmp_path,
     assert comparison["plan"]["epochs"] == epochs
     assert comparison["plan_over_grid"]["epochs"] == epochs / 4
     assert comparison["grid"] == grid_cost(results).to_dict()
+    # time on one footing: summed per-epoch seconds on both sides, wall time apart
+    summed = sum(t["seconds"] for t in plan["transitions"])
+    grid_seconds = sum(r["seconds"] for r in results["runs"])
+    assert comparison["plan"]["training_seconds"] == pytest.approx(summed)
+    assert comparison["grid"]["training_seconds"] == pytest.approx(grid_seconds)
+    ratio = comparison["plan_over_grid"]["training_seconds"]
+    assert ratio == pytest.approx(summed / grid_seconds)
+    assert comparison["plan"]["wall_seconds"] == plan["cost"]["wall_seconds"]
+    assert plan["cost"]["weighted_epochs"] == pytest.approx(
+        sum(t["epochs_trained"] * int(t["to"].split()[1][:-1]) for t in plan["transitions"])
+        / min(int(t["to"].split()[1][:-1]) for t in plan["transitions"])
+    )
 
     # the same cost read back from the journal of a plan without plan.json
     (tmp_path / "plan" / "plan.json").unlink()

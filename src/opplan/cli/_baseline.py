@@ -212,7 +212,8 @@ def run_grid_command(args: argparse.Namespace) -> int:
         console.print(
             f"plan {args.plan}: {comparison['plan']['epochs']} epochs "
             f"({100 * (ratio['epochs'] or 0):.1f} % of the grid's), "
-            f"{comparison['plan']['wall_seconds']:.0f} s "
-            f"({100 * (ratio['wall_seconds'] or 0):.1f} %)"
+            f"{comparison['plan']['training_seconds']:.0f} s of training "
+            f"({100 * (ratio['training_seconds'] or 0):.1f} %), "
+            f"{comparison['plan']['wall_seconds']:.0f} s wall"
         )
     return 0

@@ -8,11 +8,13 @@
     transitions: [{from, to, epochs_trained, scores, fit: {family, params, rmse, r2},
                    knee_epoch, value, observed, status, reason, seconds}]
     states: {state: {best_from, value, observed, epochs}}
-    cost: {epochs_total, transitions, failed, compute_seconds, wall_seconds}
+    cost: {epochs_total, weighted_epochs, transitions, failed, compute_seconds, wall_seconds}
 
 A failed transition (``status`` diverged / failed / unreachable) or a state without a model
-has ``value: null``. ``compute_seconds`` sums every transition's training time,
-``wall_seconds`` the planner sessions' wall time (less than compute with parallel workers).
+has ``value: null``. ``compute_seconds`` sums every transition's per-epoch seconds
+(training + validation + checkpoint: the footing ``opplan grid`` compares), ``wall_seconds``
+the planner sessions' wall time (less than compute with parallel workers);
+``weighted_epochs`` weights each epoch by its clip length over the plan's shortest one.
 
 ``recipe.yaml`` is the path as training steps; zero-epoch steps collapse (a state reached
 without training leaves the model unchanged).
@@ -104,6 +106,14 @@ class Plan:
         return sum(t.epochs_trained for t in self.transitions)
 
     @property
+    def weighted_epochs(self) -> float:
+        """Epochs weighted by clip length / the shortest clip length trained (an epoch of a
+        3D ConvNet costs about linearly more frames)."""
+        lengths = [t.dst.clip_length for t in self.transitions if t.epochs_trained > 0]
+        ref = min(lengths, default=1)
+        return sum(t.epochs_trained * t.dst.clip_length for t in self.transitions) / ref
+
+    @property
     def compute_seconds(self) -> float:
         return sum(t.seconds for t in self.transitions)
 
@@ -129,6 +139,7 @@ class Plan:
             },
             "cost": {
                 "epochs_total": self.epochs_total,
+                "weighted_epochs": self.weighted_epochs,
                 "transitions": len(self.transitions),
                 "failed": sum(t.failed for t in self.transitions),
                 "compute_seconds": self.compute_seconds,
