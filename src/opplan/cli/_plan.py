@@ -121,20 +121,24 @@ def _trainer_in_actor(config, run, strict, longest):  # type: ignore[no-untyped-
 
 def check_video_states(config, states, where: str) -> None:  # type: ignore[no-untyped-def]
     """States a video trainer cannot train, refused at start-up: clips shorter than the
-    model accepts (``min_input`` of the registry) and extra axes, which it would ignore."""
+    model accepts (``min_input`` of the registry), extra axes other than the ones it acts on
+    (``size``, :mod:`opplan.engine.state_axes`), which it would ignore, and bad sizes."""
+    from opplan.engine.state_axes import VIDEO_AXES, check_size
     from opplan.errors import ConfigError
     from opplan.models import get_model_entry
 
     name = config.trainer.model.name
     shortest = get_model_entry(name).min_input[0]
+    check_size(states, where)
     for state in states:
         if state.is_initial:
             continue
-        if state.extra:
-            axes = ", ".join(k for k, _ in state.extra)
+        ignored = [k for k, _ in state.extra if k not in VIDEO_AXES]
+        if ignored:
             raise ConfigError(
-                f"{where}: state '{state}' has extra axes ({axes}); the video trainer plans "
-                "sampling, clip length and lr only and would ignore them"
+                f"{where}: state '{state}' has extra axis {ignored[0]!r}; the video trainer "
+                f"acts on sampling, clip length, lr and {', '.join(VIDEO_AXES)} only and "
+                "would ignore it"
             )
         if state.clip_length < shortest:
             raise ConfigError(

@@ -46,6 +46,7 @@ from opplan.engine.performance import (
     to_channels_last,
 )
 from opplan.engine.settings import OptimSettings
+from opplan.engine.state_axes import VIDEO_AXES, state_key, state_transform
 from opplan.errors import ConfigError
 from opplan.models import freeze_bn, fuse_heads, heads_loss
 from opplan.planning.state import TrainingState
@@ -78,7 +79,8 @@ def _shuffled_batches(size: int, micro: int, seed: int) -> list[list[int]]:
 
 
 class VideoTrainer:
-    """Trains and scores one model along the planner's transitions.
+    """Trains and scores one model along the planner's transitions (and their ``size``,
+    :mod:`opplan.engine.state_axes`).
 
     Args:
         model_factory: returns the initialization (random with a fixed seed, inflated 2D
@@ -104,6 +106,8 @@ class VideoTrainer:
             persistent workers live as long as the state (one loader per state, not per
             epoch; the epoch reaches the workers with every index).
     """
+
+    extra_axes = VIDEO_AXES  # the state axes it acts on beyond sampling, clip length, lr
 
     def __init__(
         self,
@@ -215,9 +219,7 @@ class VideoTrainer:
         if self.sync_bn:  # SyncBatchNorm's collectives need every rank in every forward:
             steps = [s for s in steps if len({len(share) for share in s}) == 1]  # drop uneven
         rank_batches = [batch for step in steps for batch in step[rank]]
-        loader = self._loaders.epoch(
-            (state.sampling, state.clip_length), dataset, rank_batches, seed
-        )
+        loader = self._loaders.epoch(state_key(state), dataset, rank_batches, seed)
         model.train()
         net = self._ddp if self._ddp is not None else model
         # BatchNorm statistics: merged step by step as one process would have them when
@@ -512,16 +514,17 @@ class VideoTrainer:
         )
 
     def _dataset(self, state: TrainingState, mode: str) -> VideoClipDataset:
-        key = (state.sampling, state.clip_length, mode)
+        key = (*state_key(state), mode)
         if key not in self._datasets:
+            transform = state_transform(self.transform, state)  # the state's size
             self._datasets[key] = VideoClipDataset(
                 self.train_records if mode == "train" else self.val_records,
                 sampling=state.sampling,  # type: ignore[arg-type]
                 clip_length=state.clip_length,
                 mode=mode,  # type: ignore[arg-type]
-                transform=replace(self.transform, uint8=True)
+                transform=replace(transform, uint8=True)
                 if mode == "train" and self.device_normalize
-                else self.transform,
+                else transform,
                 seed=self.seed,
                 health=self.health,
                 **self.dataset_options,

@@ -32,6 +32,7 @@ __all__ = [
 
 
 FINE_STATUSES = ("finished", "running")
+_STEP_KEYS = frozenset({"sampling", "clip_length", "lr", "epochs", "value", "from"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class GraphFigureData:
     best: str
     values: dict[str, float | None]  # state -> value of its best incoming move (None: no model)
     failed: frozenset[tuple[str, str]] = frozenset()  # diverged / failed / unreachable moves
+    # with extra axes (size=...): one column per (clip length, extra values), clip-major
+    columns: tuple[str, ...] = ()
 
 
 def graph_figure_data(plan: dict[str, Any]) -> GraphFigureData:
@@ -51,7 +54,16 @@ def graph_figure_data(plan: dict[str, Any]) -> GraphFigureData:
     samplings = tuple(sorted({s.sampling for s in states}))
     lengths = tuple(sorted({s.clip_length for s in states}))
     lrs = tuple(sorted({s.lr for s in states}, reverse=True))
-    nodes = {str(s): (s.sampling, lengths.index(s.clip_length), lrs.index(s.lr)) for s in states}
+    extras = sorted({s.extra for s in states}, key=_extra_order)
+    columns = tuple(f"{c}f" + "".join(f"\n{k}={v}" for k, v in e) for c in lengths for e in extras)
+    nodes = {
+        str(s): (
+            s.sampling,
+            lengths.index(s.clip_length) * len(extras) + extras.index(s.extra),
+            lrs.index(s.lr),
+        )
+        for s in states
+    }
     chosen = {(step["from"], str(step_state(step))): step["epochs"] for step in plan["path"]}
     edges = tuple(
         (t["from"], t["to"], (t["from"], t["to"]) in chosen, chosen.get((t["from"], t["to"])))
@@ -62,8 +74,20 @@ def graph_figure_data(plan: dict[str, Any]) -> GraphFigureData:
         (t["from"], t["to"]) for t in plan["transitions"] if t["status"] not in FINE_STATUSES
     )
     return GraphFigureData(
-        samplings, lengths, lrs, nodes, edges, plan["best_final_state"], values, failed
+        samplings,
+        lengths,
+        lrs,
+        nodes,
+        edges,
+        plan["best_final_state"],
+        values,
+        failed,
+        columns if extras != [()] else (),
     )
+
+
+def _extra_order(extra: tuple[tuple[str, Any], ...]) -> tuple[tuple[bool, Any], ...]:
+    return tuple((isinstance(v, str), v) for _, v in extra)
 
 
 def render_graph(data: GraphFigureData, path: str | Path) -> None:
@@ -74,7 +98,9 @@ def render_graph(data: GraphFigureData, path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     n = len(data.samplings)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 0.6, 4.4), squeeze=False)
+    labels = data.columns or tuple(f"{c}f" for c in data.clip_lengths)
+    width = 4.2 * max(1.0, len(labels) / 3)
+    fig, axes = plt.subplots(1, n, figsize=(width * n + 0.6, 4.4), squeeze=False)
     for ax, sampling in zip(axes[0], data.samplings, strict=True):
         pos = {name: (c, -r) for name, (s, c, r) in data.nodes.items() if s == sampling}
         start = (-1.0, 0.5)
@@ -126,12 +152,12 @@ def render_graph(data: GraphFigureData, path: str | Path) -> None:
             ax.text(x, y, label, ha="center", va="center", fontsize=7, zorder=5)
         ax.scatter([start[0]], [start[1]], s=780, c="0.85", edgecolors="black", zorder=2)
         ax.text(start[0], start[1] - 0.32, "initial", ha="center", fontsize=9)
-        ax.set_xticks(range(len(data.clip_lengths)), [f"{c}f" for c in data.clip_lengths])
+        ax.set_xticks(range(len(labels)), labels, fontsize=8 if data.columns else None)
         ax.set_yticks([-r for r in range(len(data.lrs))], [f"lr {lr:g}" for lr in data.lrs])
-        ax.set_xlim(-1.6, len(data.clip_lengths) - 0.4)
+        ax.set_xlim(-1.6, len(labels) - 0.4)
         ax.set_ylim(-len(data.lrs) + 0.4, 1.1)
         ax.set_title(f"{sampling} sampling")
-        ax.set_xlabel("clip length")
+        ax.set_xlabel("clip length" + (", then the extra axes" if data.columns else ""))
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     fig.suptitle(
@@ -214,11 +240,14 @@ def write_report(plan: dict[str, Any], run_dir: str | Path) -> Path:
     report.mkdir(parents=True, exist_ok=True)
     render_graph(graph_figure_data(plan), report / "graph.png")
     render_curves(curve_panels(plan), report / "curves.png")
+    axes = [k for k in dict.fromkeys(k for s in plan["path"] for k in s) if k not in _STEP_KEYS]
     steps = "\n".join(
-        f"| {k} | {s['sampling']} | {s['clip_length']}f | {s['lr']:g} | {s['epochs']} | "
-        f"{s['value']:.4f} |"
+        f"| {k} | {s['sampling']} | {s['clip_length']}f | {s['lr']:g} | "
+        + "".join(f"{s.get(a, '')} | " for a in axes)
+        + f"{s['epochs']} | {s['value']:.4f} |"
         for k, s in enumerate(plan["path"], start=1)
     )
+    head = "| step | sampling | clip | lr | " + "".join(f"{a} | " for a in axes)
     cost = plan["cost"]
     failed = [t for t in plan["transitions"] if t["status"] not in FINE_STATUSES]
     failures = "".join(
@@ -230,7 +259,7 @@ def write_report(plan: dict[str, Any], run_dir: str | Path) -> Path:
         report / "README.md",
         f"# Plan report\n\nBest final state: **{plan['best_final_state']}** "
         f"(value {plan['value']:.4f}).\n\n"
-        "| step | sampling | clip | lr | epochs | value |\n|---|---|---|---|---|---|\n"
+        f"{head}epochs | value |\n|{'---|' * (6 + len(axes))}\n"
         f"{steps}\n\nCost: {cost['transitions']} transitions, {cost['epochs_total']} epochs, "
         f"{cost['compute_seconds']:.1f} s of training, {cost['wall_seconds']:.1f} s wall time.\n"
         f"{failures}\n"
