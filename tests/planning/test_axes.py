@@ -115,3 +115,25 @@ def test_config_extra_axes_build_the_graph_and_name_a_bad_one():
     explicit = {"kind": "explicit", "edges": [["initial", "uniform 8f lr=0.1"]]}
     with pytest.raises(ConfigError, match="extra_axes: not used with kind 'explicit'"):
         parse_config({"graph": {**explicit, "extra_axes": [axis]}})
+
+
+def test_the_report_gives_each_extra_value_its_column_and_the_path_its_axis(tmp_path):
+    from opplan.planning import PlannerOptions
+    from opplan.planning.simulate import RandomLandscape
+    from opplan.report.figures import graph_figure_data, write_report
+
+    graph = TransitionGraph.build(
+        "basic", ["uniform"], [8, 16], [0.1], extra_axes={"size": [112, 160]}
+    )
+    opts = PlannerOptions(delay=2, max_epochs=8)
+    plan = run_plan(tmp_path, graph, RandomLandscape(seed=1, noise=0.0), opts).to_dict()
+    data = graph_figure_data(plan)
+    assert data.columns == ("8f\nsize=112", "8f\nsize=160", "16f\nsize=112", "16f\nsize=160")
+    assert data.nodes["uniform 16f lr=0.1 size=112"] == ("uniform", 2, 0)
+    assert len(set(data.nodes.values())) == 4  # no two states drawn on one spot
+    readme = (write_report(plan, tmp_path) / "README.md").read_text()
+    assert (
+        "| step | sampling | clip | lr | size | epochs | value |\n|---|---|---|---|---|---|---|"
+        in (readme)
+    )
+    assert "| 160 |" in readme
