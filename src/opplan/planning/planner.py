@@ -335,7 +335,11 @@ class Planner:
                 return
             stopper = running.stopper
             n_fits = len(stopper.fits)
-            stop = stopper.observe(result.score)  # refit (§3.3); deterministic: replay agrees
+            if result.stopper is not None:  # observed (fitted) in the worker: same decisions
+                running.stopper = stopper = result.stopper
+                stop = stopper.stopped
+            else:
+                stop = stopper.observe(result.score)  # refit (§3.3); deterministic: replay agrees
             if not stop and self.options.prune and len(stopper.fits) > n_fits:
                 stop = self._prune(dst, stopper)
             self._emit(
@@ -355,7 +359,10 @@ class Planner:
                 self._finish(record, stopper)
                 return
         next_id = f"{_edge_id(src, dst)}/e{record.epochs_trained + 1:03d}"
-        self.executor.submit(edge, "epoch", next_id)
+        if self.executor.fits_in_worker:
+            self.executor.submit(edge, "epoch", next_id, running.stopper)
+        else:
+            self.executor.submit(edge, "epoch", next_id)
 
     def _prune(self, dst: TrainingState, stopper: KneeStopper) -> bool:
         known = [

@@ -7,7 +7,10 @@ executor only runs the three trainer operations a transition needs, for up to
 - ``start``: ``trainer.start(dst, from_checkpoint)`` then ``trainer.save(first_id)``;
 - ``resume``: ``trainer.resume(dst, checkpoint_id)`` (a transition continued after a crash);
 - ``epoch``: ``train_epoch()``, ``evaluate()``, then ``save(checkpoint_id)`` if the score is
-  finite.
+  finite; given the transition's knee stopper (executors with ``fits_in_worker``), the worker
+  also observes the score with it -- the knee fit runs in the worker, off the driver's
+  critical path -- and ships the updated stopper back with the score. The fit is a pure
+  function of the scores, so the driver replaying a journal takes the same decisions.
 
 A worker that dies or stalls surfaces as :class:`WorkerLost` (the planner retries the
 transition from its last journaled epoch); a non-finite loss as ``FloatingPointError`` (the
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from opplan.planning.knee import KneeStopper
 from opplan.planning.protocol import Trainer
 from opplan.planning.state import TrainingState
 
@@ -54,6 +58,7 @@ class EpochResult:
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     saved: bool = True
+    stopper: KneeStopper | None = None  # observed in the worker (fits_in_worker)
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ class TransitionWorker:
     def resume(self, state: TrainingState, checkpoint_id: str) -> None:
         self.trainer.resume(state, checkpoint_id)
 
-    def epoch(self, checkpoint_id: str) -> EpochResult:
+    def epoch(self, checkpoint_id: str, stopper: KneeStopper | None = None) -> EpochResult:
         tick = time.monotonic()
         metrics = self.trainer.train_epoch() or {}
         score = float(self.trainer.evaluate())
@@ -87,7 +92,10 @@ class TransitionWorker:
         if saved:  # a diverged model is never written
             self.trainer.save(checkpoint_id)
         clean = {k: float(v) for k, v in metrics.items()}
-        return EpochResult(score, clean, time.monotonic() - tick, saved)
+        seconds = time.monotonic() - tick  # the fit is not training time
+        if stopper is not None and saved:
+            stopper.observe(score)  # the knee fit (§3.3), here instead of in the driver
+        return EpochResult(score, clean, seconds, saved, stopper if saved else None)
 
     def release(self, checkpoint_id: str) -> None:
         self.trainer.release(checkpoint_id)
@@ -97,6 +105,7 @@ class Executor(ABC):
     """Runs transition operations for the planner; see the module docstring."""
 
     max_parallel: int = 1
+    fits_in_worker: bool = False  # send the stopper with each epoch (see the module doc)
 
     @abstractmethod
     def submit(self, edge: Edge, op: OpName, *args: object) -> None:

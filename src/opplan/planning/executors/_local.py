@@ -24,8 +24,9 @@ class LocalExecutor(Executor):
 
     max_parallel = 1
 
-    def __init__(self, trainer: Trainer):
+    def __init__(self, trainer: Trainer, fits_in_worker: bool = False):
         self.worker = TransitionWorker(trainer)
+        self.fits_in_worker = fits_in_worker  # a test of the worker-side fit path
         self._done: list[Outcome] = []
 
     def submit(self, edge: Edge, op: OpName, *args: object) -> None:

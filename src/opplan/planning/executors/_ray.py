@@ -97,6 +97,8 @@ class RayExecutor(Executor):
         stall_timeout: seconds one epoch may take before its worker is killed (a hung
             data loader, a dead NCCL peer); set it well above the slowest epoch.
         poll: seconds between stall checks while waiting.
+        fits_in_worker: the actors fit the knee curve after their epochs and ship the fit
+            with the score (default), so the driver's fits never serialize the workers.
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class RayExecutor(Executor):
         stall_timeout: float | None = None,
         poll: float = 0.5,
         ranks_per_transition: int = 1,
+        fits_in_worker: bool = True,
     ):
         import ray
 
@@ -125,6 +128,7 @@ class RayExecutor(Executor):
             ray.init(address=address, **kwargs)
             self._owns = True
         self._ranks = ranks_per_transition
+        self.fits_in_worker = fits_in_worker
         fits = max(1, self._capacity(num_cpus, num_gpus) // self._ranks)
         self.max_parallel = max(1, min(max_parallel or fits, fits))
         self._bundle = {"CPU": num_cpus, "GPU": num_gpus}
