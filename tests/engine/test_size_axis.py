@@ -141,3 +141,17 @@ def test_a_plan_over_clip_length_size_and_lr_runs_end_to_end(tmp_path):
         shutil.copy(run / "report" / "graph.png", KEEP_REPORT)
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
     assert all("size" in step for step in recipe["steps"])
+
+
+def test_the_memory_check_takes_the_largest_size(tiny_data, tmp_path):
+    from opplan.errors import ConfigError
+
+    trainer = _trainer(tiny_data, tmp_path)
+
+    def no_room(step):
+        return None, 1 << 30  # as if it ran out of memory
+
+    with pytest.raises(ConfigError, match="4 clips of 4×48×48"):
+        trainer.check_memory(4, query=no_room, crop=48)
+    with pytest.raises(ConfigError, match="4 clips of 4×32×32"):
+        trainer.check_memory(4, query=no_room)

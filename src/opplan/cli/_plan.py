@@ -214,6 +214,9 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
     longest = max(s.clip_length for s in graph.states)
     trainer = _make_trainer(config, run, strict=args.strict, clip_length=longest, dist=dist)
     _check_axes(trainer, graph.states, args.config)
+    sizes = [int(dict(s.extra)["size"]) for s in graph.states if "size" in dict(s.extra)]
+    if config.trainer.kind == "video" and sizes and max(sizes) > trainer.transform.crop_size:
+        trainer.check_memory(longest, crop=max(sizes))  # the largest state's clips fit too
     # journaled at plan start: a resume refuses another config or other data (rundir.py)
     identity = {"config": config_identity(config), "data": _data_fingerprint(config)}
     if replica:  # rank 0's journal as it was before this session (rank 0 waits below)

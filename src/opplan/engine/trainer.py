@@ -498,11 +498,14 @@ class VideoTrainer:
         optimizer.zero_grad(set_to_none=True)
         return skipped
 
-    def check_memory(self, clip_length: int, query: MemoryQuery | None = None) -> None:
+    def check_memory(
+        self, clip_length: int, query: MemoryQuery | None = None, crop: int | None = None
+    ) -> None:
         """Refuse at start-up (ConfigError, with the numbers) a micro-batch of ``clip_length``
-        frames that does not fit, by one dry training step of a fresh model. CUDA only,
-        unless a ``query`` (runs the step, reports the memory) is given."""
-        crop = self.transform.crop_size
+        frames of side ``crop`` (default: the run's crop) that does not fit, by one dry
+        training step of a fresh model. CUDA only, unless a ``query`` (runs the step,
+        reports the memory) is given."""
+        crop = crop or self.transform.crop_size
         check_memory(
             self._fresh_model(clip_length),
             micro=self.optim.micro_batch_for(clip_length),
