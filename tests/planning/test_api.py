@@ -154,3 +154,12 @@ def test_an_extra_axis_the_trainer_does_not_act_on_is_refused(tmp_path):
     assert str(opplan.plan(graph, Sized(tmp_path / "ck"), tmp_path, **FAST).best_final_state) == (
         "uniform 8f lr=0.1 size=2"
     )
+
+
+def test_an_executor_is_a_runner_too(tmp_path):
+    from opplan.planning.executors import LocalExecutor
+
+    alone = opplan.plan(GRAPH, SimulatedTrainer(tmp_path / "a" / "ck"), tmp_path / "a", **FAST)
+    executor = LocalExecutor(SimulatedTrainer(tmp_path / "b" / "ck"))
+    through = opplan.plan(GRAPH, executor, tmp_path / "b", **FAST)
+    assert through.path == alone.path and through.value == alone.value
