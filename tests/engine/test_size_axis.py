@@ -155,3 +155,31 @@ def test_the_memory_check_takes_the_largest_size(tiny_data, tmp_path):
         trainer.check_memory(4, query=no_room, crop=48)
     with pytest.raises(ConfigError, match="4 clips of 4×32×32"):
         trainer.check_memory(4, query=no_room)
+
+
+def test_a_recipe_keeps_each_steps_size(tmp_path):
+    from opplan.engine.recipe import read_recipe, recipe_hash
+    from opplan.errors import ConfigError
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(
+        "steps:\n"
+        "- {sampling: uniform, clip_length: 4, lr: 0.05, size: 16, epochs: 2}\n"
+        "- {sampling: uniform, clip_length: 4, lr: 0.05, epochs: 1}\n"
+    )
+    steps = read_recipe(path)
+    assert str(steps[0].state) == "uniform 4f lr=0.05 size=16"
+    assert steps[1].state == TrainingState("uniform", 4, 0.05)
+    plain = [steps[1]]
+    assert recipe_hash(plain) == recipe_hash(read_recipe(_one_step(tmp_path)))
+    path.write_text(
+        "steps:\n- {sampling: uniform, clip_length: 4, lr: 0.05, size: 4, epochs: 1}\n"
+    )
+    with pytest.raises(ConfigError, match=r"steps\[0\]\.size"):
+        read_recipe(path)
+
+
+def _one_step(tmp_path):
+    path = tmp_path / "plain.yaml"
+    path.write_text("steps:\n- {sampling: uniform, clip_length: 4, lr: 0.05, epochs: 1}\n")
+    return path

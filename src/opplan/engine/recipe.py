@@ -74,6 +74,9 @@ class _Step(BaseModel):
     lrs: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(
         None, description="a learning rate per epoch (len == epochs); none: lr throughout"
     )
+    size: Annotated[int, Field(strict=True, ge=8)] | None = Field(
+        None, description="the step's crop side (opplan.engine.state_axes); none: the run's"
+    )
 
 
 class _Recipe(BaseModel):
@@ -118,7 +121,8 @@ def read_recipe(path: str | Path) -> list[RecipeStep]:
     steps = []
     for k, raw in enumerate(recipe.steps):
         try:
-            state = TrainingState(raw.sampling, raw.clip_length, raw.lr)
+            extra = () if raw.size is None else (("size", raw.size),)
+            state = TrainingState(raw.sampling, raw.clip_length, raw.lr, extra)
             step = RecipeStep(state, raw.epochs, None if raw.lrs is None else tuple(raw.lrs))
         except ValueError as err:
             raise ConfigError(f"{p}: invalid recipe: steps[{k}]: {err}") from None
