@@ -137,3 +137,8 @@ def test_the_report_gives_each_extra_value_its_column_and_the_path_its_axis(tmp_
         in (readme)
     )
     assert "| 160 |" in readme
+    from opplan.report import path_table
+
+    table = path_table(plan)
+    assert [c.header for c in table.columns][4] == "size"
+    assert list(table.columns[4].cells) == [str(s["size"]) for s in plan["path"]]

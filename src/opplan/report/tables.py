@@ -18,7 +18,9 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 def path_table(plan: dict[str, Any]) -> Table:
     """The chosen path: one row per step, with epochs and the value reached."""
     table = Table(title=f"Optimal path -> {plan['best_final_state']}  (value {plan['value']:.4f})")
-    for column in ("step", "sampling", "clip", "lr", "epochs", "value"):
+    known = {"sampling", "clip_length", "lr", "epochs", "value", "from"}
+    axes = [k for k in dict.fromkeys(k for step in plan["path"] for k in step) if k not in known]
+    for column in ("step", "sampling", "clip", "lr", *axes, "epochs", "value"):
         table.add_column(column, justify="right" if column != "sampling" else "left")
     for k, step in enumerate(plan["path"], start=1):
         table.add_row(
@@ -26,6 +28,7 @@ def path_table(plan: dict[str, Any]) -> Table:
             step["sampling"],
             f"{step['clip_length']}f",
             f"{step['lr']:g}",
+            *(str(step.get(axis, "")) for axis in axes),  # extra axes (size=...)
             str(step["epochs"]),
             _fmt(step["value"]),
         )
