@@ -192,12 +192,20 @@ class Planner:
         }
 
     @classmethod
-    def open(cls, run_dir: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Planner:
+    def open(
+        cls,
+        run_dir: str | os.PathLike[str],
+        graph: TransitionGraph,
+        runner: Trainer | Executor,
+        *,
+        options: PlannerOptions | None = None,
+        callbacks: Sequence[PlannerCallback] = (),
+    ) -> Planner:
         """A planner on ``run_dir``'s journal, resuming the plan there: see
         :func:`opplan.planning.api.open_planner` (``with Planner.open(...) as p: p.run()``)."""
         from opplan.planning.api import open_planner
 
-        return open_planner(run_dir, *args, **kwargs)
+        return open_planner(run_dir, graph, runner, options=options, callbacks=callbacks)
 
     def __enter__(self) -> Planner:
         return self
