@@ -30,8 +30,8 @@ from opplan.engine.distributed import (
     ReplicaJournal,
     init_distributed,
     plan_steps,
+    shuffled_batches,
 )
-from opplan.engine.trainer import _shuffled_batches
 from opplan.errors import ConfigError
 from opplan.models import build_model, freeze_bn
 from opplan.planning import Journal, TrainingState, read_journal
@@ -82,7 +82,7 @@ def test_shuffled_batches_are_the_dataloader_order():
     loader = DataLoader(
         list(range(23)), batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(7)
     )
-    assert _shuffled_batches(23, 4, 7) == [b.tolist() for b in loader]
+    assert shuffled_batches(23, 4, 7) == [b.tolist() for b in loader]
 
 
 def test_single_process_context_and_torchrun_errors(monkeypatch):

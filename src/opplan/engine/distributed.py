@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader
 
 from opplan.errors import ConfigError
 from opplan.planning.journal import Journal
@@ -54,6 +55,7 @@ __all__ = [
     "distributed",
     "init_distributed",
     "plan_steps",
+    "shuffled_batches",
     "teardown",
 ]
 
@@ -312,3 +314,12 @@ class ReplicaJournal(Journal):
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+
+
+def shuffled_batches(size: int, micro: int, seed: int) -> list[list[int]]:
+    """The index batches of ``DataLoader(shuffle=True, generator=seeded)`` for one epoch:
+    the single-process order, drawn by the DataLoader itself over ``range(size)``."""
+    order = DataLoader(
+        range(size), batch_size=micro, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
+    return [batch.tolist() for batch in order]

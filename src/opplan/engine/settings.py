@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["OptimSettings"]
+from torch import nn
+
+__all__ = ["OptimSettings", "classifier_parameters", "derive_seed"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,18 @@ class OptimSettings:
     def lr(self, graph_lr: float) -> float:
         """The learning rate actually used: linear scaling to the effective batch."""
         return graph_lr * self.effective_batch / self.reference_batch
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from any parts (stable across processes and runs)."""
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def classifier_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The classifier's parameters (for ``classifier_lr_mult``); [] if none is found."""
+    getter = getattr(model, "get_classifier", None)
+    head = getter() if callable(getter) else getattr(model, "fc", None)
+    if head is None:
+        head = getattr(model, "classifier", None)
+    return list(head.parameters()) if isinstance(head, nn.Module) else []

@@ -9,7 +9,6 @@ its last epoch checkpoint trains exactly like an uninterrupted one (on CPU, bit 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -20,7 +19,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Subset
 
 from opplan.engine.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from opplan.engine.distributed import (
@@ -29,9 +27,10 @@ from opplan.engine.distributed import (
     all_reduce_gradients,
     average_buffers,
     plan_steps,
+    shuffled_batches,
 )
 from opplan.engine.loader import TrainLoaders, loader_bound_warning
-from opplan.engine.metrics import PlanMetric, plan_score, topk_correct
+from opplan.engine.metrics import PlanMetric
 from opplan.engine.performance import (
     CompiledModule,
     MemoryQuery,
@@ -45,37 +44,16 @@ from opplan.engine.performance import (
     sync_batch_norm,
     to_channels_last,
 )
-from opplan.engine.settings import OptimSettings
+from opplan.engine.settings import OptimSettings, classifier_parameters, derive_seed
 from opplan.engine.state_axes import VIDEO_AXES, state_key, state_transform
+from opplan.engine.validation import validation_score
 from opplan.errors import ConfigError
-from opplan.models import freeze_bn, fuse_heads, heads_loss
+from opplan.models import freeze_bn, heads_loss
 from opplan.planning.state import TrainingState
 from opplan.video import DataHealth, TransformConfig, VideoClipDataset, VideoRecord
 from opplan.video.transforms import normalize_clips
 
 __all__ = ["VideoTrainer"]
-
-
-def derive_seed(*parts: object) -> int:
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
-def _classifier_parameters(model: nn.Module) -> list[nn.Parameter]:
-    getter = getattr(model, "get_classifier", None)
-    head = getter() if callable(getter) else getattr(model, "fc", None)
-    if head is None:
-        head = getattr(model, "classifier", None)
-    return list(head.parameters()) if isinstance(head, nn.Module) else []
-
-
-def _shuffled_batches(size: int, micro: int, seed: int) -> list[list[int]]:
-    """The index batches of ``DataLoader(shuffle=True, generator=seeded)`` for one epoch:
-    the single-process order, drawn by the DataLoader itself over ``range(size)``."""
-    order = DataLoader(
-        range(size), batch_size=micro, shuffle=True, generator=torch.Generator().manual_seed(seed)
-    )
-    return [batch.tolist() for batch in order]
 
 
 class VideoTrainer:
@@ -215,7 +193,7 @@ class VideoTrainer:
         micro = self.optim.micro_batch_for(state.clip_length)
         accumulate = self.optim.accumulation_steps(state.clip_length)
         # the micro-batches one process would draw, shared out over the ranks step by step
-        steps = plan_steps(_shuffled_batches(len(dataset), micro, seed), accumulate, world)
+        steps = plan_steps(shuffled_batches(len(dataset), micro, seed), accumulate, world)
         if self.sync_bn:  # SyncBatchNorm's collectives need every rank in every forward:
             steps = [s for s in steps if len({len(share) for share in s}) == 1]  # drop uneven
         rank_batches = [batch for step in steps for batch in step[rank]]
@@ -315,44 +293,22 @@ class VideoTrainer:
             self._loader_warned = True
             self.log(message)
 
-    @torch.no_grad()
     def evaluate(self) -> float:
-        """Top-1 (or mean top-1/3/5) on the planning validation split, one clip per video.
-
-        Data parallel: each rank scores the fixed shard ``rank::world`` and the correct
-        counts are summed, so every rank returns the single-process score.
-        """
+        """Top-1 (or mean top-1/3/5) on the planning validation split, one clip per video
+        (data parallel: each rank scores the shard ``rank::world``; see
+        :func:`opplan.engine.validation.validation_score`)."""
         model, _, state = self._require()
-        dataset = self._dataset(state, "plan_eval")
-        world, rank = self.dist.world_size, self.dist.rank
-        shard = Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
-        loader = DataLoader(shard, batch_size=self.eval_batch, num_workers=self.num_workers)
-        model.eval()
-        scores, labels = [], []
-        for clips, target, index in loader:
-            keep = index >= 0  # an unreadable video has no weight, never a stand-in's
-            if not keep.all():
-                if not keep.any():
-                    continue
-                clips, target = clips[keep], target[keep]
-            clips = clips.to(self.device)
-            with self._autocast():
-                out = fuse_heads(
-                    model(to_channels_last(clips) if self.performance.channels_last else clips)
-                )
-            scores.append(out.float().cpu())
-            labels.append(target)
-        readable = sum(len(t) for t in labels)  # the score is over the readable videos
-        if world == 1 and not labels:
-            score = 0.0  # every validation video unreadable (within a budget of 100%)
-        elif world == 1:
-            score = plan_score(torch.cat(scores), torch.cat(labels), self.metric)
-        else:
-            ks = (1,) if self.metric == "top1" else (1, 3, 5)
-            hits = topk_correct(torch.cat(scores), torch.cat(labels), ks) if labels else [0] * 3
-            *counts, n = self.dist.all_reduce_sum([*hits[: len(ks)], readable], torch.int64)
-            n = max(int(n), 1)  # the same arithmetic as plan_score
-            score = counts[0] / n if self.metric == "top1" else sum(counts) / (3 * n)
+        score = validation_score(
+            model,
+            self._dataset(state, "plan_eval"),
+            batch_size=self.eval_batch,
+            num_workers=self.num_workers,
+            device=self.device,
+            autocast=self._autocast,
+            channels_last=self.performance.channels_last,
+            metric=self.metric,
+            dist=self.dist,
+        )
         if self.history:
             self.history[-1]["score"] = score
         if self.dist.is_main:
@@ -419,7 +375,7 @@ class VideoTrainer:
         if self.performance.channels_last:
             model.to(memory_format=torch.channels_last_3d)
         lr = self.optim.lr(state.lr)
-        head = {id(p) for p in _classifier_parameters(model)}
+        head = {id(p) for p in classifier_parameters(model)}
         trainable = [p for p in model.parameters() if p.requires_grad]
         groups: list[dict[str, Any]] = [{"params": [p for p in trainable if id(p) not in head]}]
         if self.optim.classifier_lr_mult != 1.0 and head:
