@@ -103,9 +103,9 @@ def test_grouped_split_is_stratified_and_leak_free_on_a_ucf101_like_list():
 
 def test_groups_that_cannot_make_the_size_are_an_error_saying_why():
     train = _grouped([(0, 10), (0, 10), (1, 10), (1, 10)])  # two sources a class
-    with pytest.raises(ConfigError, match="source groups .* cannot make a split of 3"):
+    with pytest.raises(ConfigError, match=r"source groups .* cannot make a split of 3"):
         internal_val_split(train, val_size=3, seed=0)
-    fit, val = internal_val_split(train, val_size=20, seed=0)  # one source a class: fine
+    _fit, val = internal_val_split(train, val_size=20, seed=0)  # one source a class: fine
     assert len(val) == 20 and {r.label for r in val} == {0, 1}
 
 
@@ -113,6 +113,6 @@ def test_ungrouped_records_split_exactly_as_before():
     """Lists without groups (every list format, SS, ActivityNet) keep the old split bit for
     bit: the plans in docs/results.md do not move."""
     train = _records([12, 9, 7])
-    fit, val = internal_val_split(train, val_size=7, seed=5)
+    _fit, val = internal_val_split(train, val_size=7, seed=5)
     assert [r.path for r in val] == [r.path for r in val if r.group is None]
     assert len(val) == 7 and Counter(r.label for r in val) == {0: 3, 1: 2, 2: 2}
