@@ -12,7 +12,14 @@ import numpy as np
 
 from opplan.errors import OpplanError
 
-__all__ = ["DecodeStats", "VideoReadError", "VideoReader", "check_indices", "decoder_threads"]
+__all__ = [
+    "DecodeStats",
+    "VideoReadError",
+    "VideoReader",
+    "check_file",
+    "check_indices",
+    "decoder_threads",
+]
 
 
 class VideoReadError(OpplanError):
@@ -106,3 +113,15 @@ def decoder_threads(threads: int | None) -> int:
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def check_file(path: str) -> os.stat_result:
+    """The file's stat; a missing or zero-byte video is a :class:`VideoReadError` naming it
+    (every reader's first check, before its decoder sees the file)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise VideoReadError(path, "missing file") from None
+    if st.st_size == 0:
+        raise VideoReadError(path, "zero-byte file")
+    return st

@@ -12,7 +12,13 @@ import os
 import numpy as np
 
 from opplan.errors import ConfigError
-from opplan.video.io._base import DecodeStats, VideoReader, VideoReadError, decoder_threads
+from opplan.video.io._base import (
+    DecodeStats,
+    VideoReader,
+    VideoReadError,
+    check_file,
+    decoder_threads,
+)
 
 __all__ = ["DecordReader", "require_decord"]
 
@@ -46,10 +52,7 @@ class DecordReader(VideoReader):
 
         self.path = os.fspath(path)
         self.stats = DecodeStats()
-        if not os.path.exists(self.path):
-            raise VideoReadError(self.path, "missing file")
-        if os.path.getsize(self.path) == 0:
-            raise VideoReadError(self.path, "zero-byte file")
+        check_file(self.path)
         try:
             self._reader = decord.VideoReader(self.path, num_threads=decoder_threads(threads))
         except Exception as err:  # decord raises its own DECORDError (a RuntimeError)

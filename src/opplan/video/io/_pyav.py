@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opplan.video.io._base import DecodeStats, VideoReader, VideoReadError, decoder_threads
+from opplan.video.io._base import (
+    DecodeStats,
+    VideoReader,
+    VideoReadError,
+    check_file,
+    decoder_threads,
+)
 
 __all__ = ["PyAVReader"]
 
@@ -93,12 +99,7 @@ class PyAVReader(VideoReader):
         self._drop_below = -1  # frames before this keyframe are not needed: never decoded
         self.path = os.fspath(path)
         self.stats = DecodeStats()
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            raise VideoReadError(self.path, "missing file") from None
-        if st.st_size == 0:
-            raise VideoReadError(self.path, "zero-byte file")
+        st = check_file(self.path)
         try:
             self._index = _build_index(self.path, st.st_size, st.st_mtime_ns)
             self._container = av.open(self.path, metadata_errors="ignore")

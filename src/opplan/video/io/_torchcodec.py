@@ -7,7 +7,13 @@ import os
 import numpy as np
 
 from opplan.errors import ConfigError
-from opplan.video.io._base import DecodeStats, VideoReader, VideoReadError, decoder_threads
+from opplan.video.io._base import (
+    DecodeStats,
+    VideoReader,
+    VideoReadError,
+    check_file,
+    decoder_threads,
+)
 
 __all__ = ["TorchCodecReader", "require_torchcodec"]
 
@@ -54,10 +60,7 @@ class TorchCodecReader(VideoReader):
 
         self.path = os.fspath(path)
         self.stats = DecodeStats()
-        if not os.path.exists(self.path):
-            raise VideoReadError(self.path, "missing file")
-        if os.path.getsize(self.path) == 0:
-            raise VideoReadError(self.path, "zero-byte file")
+        check_file(self.path)
         try:
             self._decoder = VideoDecoder(
                 self.path, seek_mode="exact", num_ffmpeg_threads=decoder_threads(threads)
