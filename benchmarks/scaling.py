@@ -31,7 +31,7 @@ from pathlib import Path
 from opplan.config import load_config
 from opplan.engine.settings import OptimSettings
 from opplan.planning import Journal, Planner, TrainingState, TransitionGraph, read_journal
-from opplan.planning.progress import Progress
+from opplan.planning.progress import PlanState
 from opplan.planning.simulate import DefaultLandscape, SimulatedTrainer
 
 __all__ = ["critical_path", "levels", "list_schedule", "main"]
@@ -42,13 +42,13 @@ Edge = tuple[TrainingState, TrainingState]
 def transition_epochs(graph: TransitionGraph, options, journal: Path | None) -> dict[Edge, int]:  # type: ignore[no-untyped-def]
     """Epochs trained per transition (the knee epoch plus the delay T after it)."""
     if journal is not None:
-        progress = Progress.replay(read_journal(journal))
+        progress = PlanState.replay(read_journal(journal))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             trainer = SimulatedTrainer(Path(tmp) / "ck", DefaultLandscape(0, 0.01))
             with Journal(Path(tmp) / "journal.jsonl") as j:
                 Planner(graph, trainer, j, options).run()
-            progress = Progress.replay(read_journal(Path(tmp) / "journal.jsonl"))
+            progress = PlanState.replay(read_journal(Path(tmp) / "journal.jsonl"))
     return {key: rec.epochs_trained for key, rec in progress.transitions.items()}
 
 

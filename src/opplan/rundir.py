@@ -16,7 +16,7 @@ from opplan.config import PlanConfig, config_hash, dump_config, legacy_config_da
 from opplan.errors import ConfigError, RunDirError
 from opplan.fileio import atomic_write_text
 from opplan.planning.journal import read_journal
-from opplan.planning.progress import Progress
+from opplan.planning.progress import PlanState
 
 __all__ = ["RunDir", "data_change", "replay_journal"]
 
@@ -43,7 +43,7 @@ class RunDir:
 
     def prepare(
         self, config: PlanConfig, resume: bool, data: dict[str, Any] | None = None
-    ) -> Progress:
+    ) -> PlanState:
         """Check that ``config`` (and ``data``, the fingerprint of its videos,
         :func:`opplan.engine.fingerprint.data_fingerprint`) may run here and return the
         progress to continue from. Refusals happen before anything is written."""
@@ -77,9 +77,9 @@ class RunDir:
                 raise RunDirError(f"{self.root} holds the config of another run ({self.config})")
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.config, dump_config(config))
-        return Progress()
+        return PlanState()
 
-    def _same_config(self, progress: Progress, wanted: str) -> bool:
+    def _same_config(self, progress: PlanState, wanted: str) -> bool:
         """Whether the journal's plan is the config hashed ``wanted``, cosmetic fields aside.
 
         The journal keeps the config it started with (read with today's schema, so a field
@@ -105,11 +105,11 @@ class RunDir:
             return False
 
 
-def replay_journal(events: list[dict[str, Any]], path: Path) -> Progress:
-    """:meth:`Progress.replay`, with a journal that is valid JSON but not a plan's (a missing
+def replay_journal(events: list[dict[str, Any]], path: Path) -> PlanState:
+    """:meth:`PlanState.replay`, with a journal that is valid JSON but not a plan's (a missing
     field, a wrong type) refused in one line naming the file."""
     try:
-        return Progress.replay(events)
+        return PlanState.replay(events)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         what = f"missing field {err}" if isinstance(err, KeyError) else str(err)
         raise RunDirError(f"{path}: not a plan journal ({what})") from None

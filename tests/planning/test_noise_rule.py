@@ -16,7 +16,7 @@ from opplan.planning import (
     KneeStopper,
     Planner,
     PlannerOptions,
-    Progress,
+    PlanState,
     TrainingState,
     TransitionGraph,
     read_journal,
@@ -194,7 +194,7 @@ def test_resume_after_a_crash_gives_the_identical_plan(tmp_path, fraction):
     trainer = CrashingTrainer(run / "ck", landscape, crash_after=crash_after)
     with Journal(run / "journal.jsonl") as journal, pytest.raises(Interrupt):
         Planner(graph, trainer, journal, opts).run()
-    progress = Progress.replay(read_journal(run / "journal.jsonl"))
+    progress = PlanState.replay(read_journal(run / "journal.jsonl"))
     with Journal(run / "journal.jsonl") as journal:
         plan = Planner(
             graph, SimulatedTrainer(run / "ck", landscape), journal, opts, progress=progress

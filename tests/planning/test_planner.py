@@ -13,7 +13,7 @@ from opplan.planning import (
     Journal,
     Planner,
     PlannerOptions,
-    Progress,
+    PlanState,
     TrainingState,
     TransitionGraph,
     read_journal,
@@ -185,7 +185,7 @@ def test_resume_after_a_crash_gives_the_identical_plan(tmp_path, fraction):
     trainer = CrashingTrainer(run / "ck", landscape, crash_after=crash_after)
     with Journal(run / "journal.jsonl") as journal, pytest.raises(Interrupt):
         Planner(graph, trainer, journal, opts).run()
-    progress = Progress.replay(read_journal(run / "journal.jsonl"))
+    progress = PlanState.replay(read_journal(run / "journal.jsonl"))
     assert sum(t.epochs_trained for t in progress.transitions.values()) == crash_after
     trained_before = crash_after
 
@@ -209,7 +209,7 @@ def test_finished_plan_is_returned_without_training(tmp_path):
     graph = TransitionGraph.build("basic", ["uniform"], [8, 16], [0.1])
     first = run_plan(tmp_path, graph, RandomLandscape(1), FAST)
     before = (tmp_path / "journal.jsonl").read_bytes()
-    progress = Progress.replay(read_journal(tmp_path / "journal.jsonl"))
+    progress = PlanState.replay(read_journal(tmp_path / "journal.jsonl"))
     with Journal(tmp_path / "journal.jsonl") as journal:
         again = Planner(
             graph, SimulatedTrainer(tmp_path / "ck"), journal, FAST, progress=progress

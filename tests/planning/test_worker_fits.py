@@ -13,7 +13,7 @@ from opplan.planning import (
     Journal,
     Planner,
     PlannerOptions,
-    Progress,
+    PlanState,
     TransitionGraph,
     read_journal,
 )
@@ -57,7 +57,7 @@ def test_fits_in_the_worker_give_the_driver_fit_plan(tmp_path, opts):
         plan = Planner(GRAPH, None, journal, opts, executor=executor).run()
     assert strip_time(plan.to_dict()) == reference
     # and the journal replays to the same plan (resume of a finished plan trains nothing)
-    progress = Progress.replay(read_journal(run / "journal.jsonl"))
+    progress = PlanState.replay(read_journal(run / "journal.jsonl"))
     with Journal(run / "journal.jsonl") as journal:
         again = Planner(GRAPH, SimulatedTrainer(run / "ck", landscape), journal, opts,
                         progress=progress).run()  # fmt: skip

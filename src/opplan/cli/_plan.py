@@ -194,7 +194,7 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
     from opplan.config import config_hash, config_identity, load_config
     from opplan.fileio import check_out_dir, disk_errors
     from opplan.planning import Journal, Planner, read_journal
-    from opplan.planning.progress import Progress
+    from opplan.planning.progress import PlanState
     from opplan.report import RichPlanProgress, path_table
     from opplan.report.figures import write_report
     from opplan.report.tensorboard import TensorBoardCallback
@@ -220,7 +220,7 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
     # journaled at plan start: a resume refuses another config or other data (rundir.py)
     identity = {"config": config_identity(config), "data": _data_fingerprint(config)}
     if replica:  # rank 0's journal as it was before this session (rank 0 waits below)
-        progress = Progress.replay(read_journal(run.journal)) if args.resume else Progress()
+        progress = PlanState.replay(read_journal(run.journal)) if args.resume else PlanState()
     else:
         progress = run.prepare(config, resume=args.resume, data=identity["data"])
     if dist is not None:

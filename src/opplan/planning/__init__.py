@@ -12,7 +12,7 @@ from opplan.planning.journal import Journal, Op, read_journal
 from opplan.planning.knee import KneeFit, KneeStopper, fit_curve
 from opplan.planning.plan import Plan, PlanStep
 from opplan.planning.planner import Planner, PlannerCallback, PlannerOptions
-from opplan.planning.progress import Progress, StateRecord, TransitionRecord
+from opplan.planning.progress import PlanState, Progress, StateRecord, TransitionRecord
 from opplan.planning.protocol import Trainer
 from opplan.planning.state import INITIAL, SAMPLINGS, TrainingState
 
@@ -27,11 +27,12 @@ __all__ = [
     "KneeStopper",
     "Op",
     "Plan",
+    "PlanState",
     "PlanStep",
     "Planner",
     "PlannerCallback",
     "PlannerOptions",
-    "Progress",
+    "Progress",  # the former name of PlanState
     "StateRecord",
     "Trainer",
     "TrainingState",

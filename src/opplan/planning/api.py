@@ -35,7 +35,7 @@ from opplan.planning.executors import Executor, LocalExecutor
 from opplan.planning.graph import TransitionGraph
 from opplan.planning.journal import Journal, Op, read_journal
 from opplan.planning.plan import Plan
-from opplan.planning.progress import Progress
+from opplan.planning.progress import PlanState
 from opplan.planning.protocol import Trainer, unused_axes
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def open_planner(
     journal = Journal(root / "journal.jsonl")  # takes the lock, cuts a torn last line
     try:
         events = read_journal(journal.path)
-        progress = Progress.replay(events) if events else Progress()
+        progress = PlanState.replay(events) if events else PlanState()
         if events:
             _check_same_plan(root, events, identity)
         if not isinstance(runner, Executor):  # an executor's trainers are built elsewhere

@@ -32,7 +32,7 @@ import yaml
 from opplan.errors import OpplanError
 from opplan.fileio import atomic_write_json, atomic_write_text
 from opplan.planning.graph import TransitionGraph
-from opplan.planning.progress import Progress, StateRecord, TransitionRecord
+from opplan.planning.progress import PlanState, StateRecord, TransitionRecord
 from opplan.planning.state import TrainingState
 
 __all__ = ["Plan", "PlanFailed", "PlanStep", "step_state", "transition_dict"]
@@ -73,7 +73,7 @@ class Plan:
     session_seconds: float = 0.0
 
     @classmethod
-    def from_progress(cls, graph: TransitionGraph, progress: Progress) -> Plan:
+    def from_progress(cls, graph: TransitionGraph, progress: PlanState) -> Plan:
         states = progress.states
         missing = [str(s) for s in graph.states if s not in states]
         if missing:

@@ -35,7 +35,7 @@ from opplan.planning.journal import Journal, Op
 from opplan.planning.knee import KneeFit, KneeStopper
 from opplan.planning.noise_rule import NoiseAwareStopper
 from opplan.planning.plan import Plan
-from opplan.planning.progress import Progress, TransitionRecord
+from opplan.planning.progress import PlanState, TransitionRecord
 from opplan.planning.protocol import Trainer
 from opplan.planning.state import TrainingState
 
@@ -126,9 +126,9 @@ class PlannerOptions:
 
 
 class PlannerCallback(Protocol):
-    """Progress hooks (rich progress, TensorBoard); every method is optional."""
+    """PlanState hooks (rich progress, TensorBoard); every method is optional."""
 
-    def on_event(self, event: dict[str, Any], progress: Progress) -> None: ...
+    def on_event(self, event: dict[str, Any], progress: PlanState) -> None: ...
 
 
 @dataclass
@@ -165,7 +165,7 @@ class Planner:
         options: PlannerOptions | None = None,
         config_hash: str = "",
         callbacks: Sequence[PlannerCallback] = (),
-        progress: Progress | None = None,
+        progress: PlanState | None = None,
         executor: Executor | None = None,
         identity: dict[str, Any] | None = None,
     ):
@@ -182,7 +182,7 @@ class Planner:
         # e.g. {"config": ..., "data": ...} from the CLI; the planner does not read it)
         self.identity = dict(identity or {})
         self.callbacks = list(callbacks)
-        self.progress = progress or Progress()
+        self.progress = progress or PlanState()
         self._running: dict[Edge, _Running] = {}
         topo = {s: k for k, s in enumerate(graph.states)}
         self._priority = {

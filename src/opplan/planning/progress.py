@@ -1,6 +1,6 @@
 """The planner's state, rebuilt from journal events (one ``_apply_<op>`` per operation).
 
-The planner applies each event to :class:`Progress` right after journaling it, and resume
+The planner applies each event to :class:`PlanState` right after journaling it, and resume
 replays the journal through the same methods, so a resumed planner is exactly the one that
 was interrupted.
 """
@@ -15,7 +15,7 @@ from opplan.planning.journal import Op
 from opplan.planning.knee import KneeFit
 from opplan.planning.state import TrainingState
 
-__all__ = ["Progress", "StateRecord", "TransitionRecord"]
+__all__ = ["PlanState", "Progress", "StateRecord", "TransitionRecord"]
 
 
 @dataclass
@@ -60,7 +60,9 @@ class StateRecord:
 
 
 @dataclass
-class Progress:
+class PlanState:
+    """The plan's state replayed from its journal: explored transitions, reached states."""
+
     config_hash: str | None = None
     config: dict[str, Any] | None = None  # the config identity journaled at plan start
     data: dict[str, Any] | None = None  # the data fingerprint journaled at plan start
@@ -74,7 +76,7 @@ class Progress:
     _clock: float | None = None
 
     @classmethod
-    def replay(cls, events: list[dict[str, Any]]) -> Progress:
+    def replay(cls, events: list[dict[str, Any]]) -> PlanState:
         progress = cls()
         for event in events:
             progress.apply(event)
@@ -154,3 +156,8 @@ class Progress:
 
 def _edge(event: dict[str, Any]) -> tuple[TrainingState, TrainingState]:
     return TrainingState.parse(event["src"]), TrainingState.parse(event["dst"])
+
+
+# The former name (it clashed with rich's ``Progress``); kept because ``opplan.planning``
+# exported it.
+Progress = PlanState

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from opplan.planning.progress import Progress as PlanProgress
+from opplan.planning.progress import PlanState
 
 __all__ = ["RichPlanProgress"]
 
@@ -59,7 +59,7 @@ class RichPlanProgress:
             self._task = self.bar.add_task(self._title, total=steps, info=info)
         self.bar.update(self._task, completed=step, total=steps, info=info)
 
-    def on_event(self, event: dict[str, Any], progress: PlanProgress) -> None:
+    def on_event(self, event: dict[str, Any], progress: PlanState) -> None:
         op = event["op"]
         if op in ("transition_started", "epoch_scored"):
             record = progress.transition(event)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from opplan.planning.progress import Progress
+from opplan.planning.progress import PlanState
 from opplan.planning.state import TrainingState
 
 __all__ = ["TensorBoardCallback"]
@@ -31,7 +31,7 @@ class TensorBoardCallback:
             self._writers[name] = Writer(str(self.log_dir / name))
         return self._writers[name]
 
-    def on_event(self, event: dict[str, Any], progress: Progress) -> None:
+    def on_event(self, event: dict[str, Any], progress: PlanState) -> None:
         op = event["op"]
         if op == "epoch_scored":
             writer = self._writer(event)
