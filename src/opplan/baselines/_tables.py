@@ -8,7 +8,7 @@ from typing import Any
 __all__ = ["cell_grid", "grid_markdown", "grid_table"]
 
 
-def cell_grid(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]], dict]:
+def cell_grid(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]], dict[Any, Any]]:
     """(samplings, [(lengths, decay)] columns, {(sampling, lengths, decay): cell})."""
     cells = {(c["sampling"], c["lengths"], c["decay"]): c for c in results["cells"]}
     samplings = list(dict.fromkeys(c["sampling"] for c in results["cells"]))

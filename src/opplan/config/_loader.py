@@ -97,7 +97,7 @@ def config_identity(config: PlanConfig) -> dict[str, Any]:
     """The config without its :data:`COSMETIC_FIELDS`: what a run's results depend on."""
     data = _resolved(config)
     for path in COSMETIC_FIELDS:
-        node = data
+        node: Any = data
         for key in path[:-1]:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict):

@@ -22,6 +22,7 @@ from opplan.planning.axes import ExtraAxis
 from opplan.planning.curves import FamilyName
 from opplan.planning.graph import TransitionGraph
 from opplan.planning.planner import PlannerOptions
+from opplan.planning.state import SAMPLINGS, Sampling
 
 __all__ = [
     "ExtraAxisConfig",
@@ -54,8 +55,8 @@ class GraphConfig(_Strict):
     kind: Literal["basic", "extended", "explicit"] = Field(
         "extended", description="basic/extended graph of Fig. 1, or an explicit edge list"
     )
-    samplings: list[Literal["consecutive", "uniform"]] = Field(
-        default_factory=lambda: ["consecutive", "uniform"], description="frame samplings"
+    samplings: list[Sampling] = Field(
+        default_factory=lambda: list(SAMPLINGS), description="frame samplings"
     )
     clip_lengths: list[PositiveInt] = Field(
         default_factory=lambda: [16, 32, 64], description="candidate clip lengths l1 < l2 < ..."
@@ -175,6 +176,9 @@ class PlannerConfig(_Strict):
         return PlannerOptions(**data, eval_count=eval_count)
 
 
+_SAMPLING_GAIN: dict[Sampling, float] = {"consecutive": 0.03, "uniform": 0.0}
+
+
 class SimulatedTrainerConfig(_Strict):
     """Score curves from known functions plus seeded noise (``opplan.planning.simulate``)."""
 
@@ -187,8 +191,8 @@ class SimulatedTrainerConfig(_Strict):
     epoch_delay: Annotated[float, Field(ge=0)] = Field(
         0.0, description="seconds slept per epoch at the reference clip length"
     )
-    sampling_gain: dict[Literal["consecutive", "uniform"], float] = Field(
-        default_factory=lambda: {"consecutive": 0.03, "uniform": 0.0},
+    sampling_gain: dict[Sampling, float] = Field(
+        default_factory=lambda: dict(_SAMPLING_GAIN),
         description="default landscape: extra gain of each sampling",
     )
 
@@ -202,10 +206,10 @@ class PlanConfig(_Strict):
     """A whole ``opplan plan`` run."""
 
     name: str = Field("plan", description="a label for the run")
-    graph: GraphConfig = Field(default_factory=GraphConfig)  # type: ignore[arg-type]
-    planner: PlannerConfig = Field(default_factory=PlannerConfig)  # type: ignore[arg-type]
-    trainer: TrainerConfig = Field(default_factory=SimulatedTrainerConfig)  # type: ignore[arg-type]
-    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)  # type: ignore[arg-type]
+    graph: GraphConfig = Field(default_factory=GraphConfig)
+    planner: PlannerConfig = Field(default_factory=PlannerConfig)
+    trainer: TrainerConfig = Field(default_factory=SimulatedTrainerConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
     def planner_options(self, eval_count: int = 0) -> PlannerOptions:
         """The planner's options with the trainer's evaluation noise for the noise rule: the

@@ -213,8 +213,8 @@ class VideoTrainerConfig(_Strict):
     eval_batch: PositiveInt = 16
     threads: PositiveInt | None = Field(None, description="torch CPU threads (default: all)")
     data: DataConfig
-    model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
-    optim: OptimConfig = Field(default_factory=OptimConfig)  # type: ignore[arg-type]
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
     # speed switches (opplan.engine.performance)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto",

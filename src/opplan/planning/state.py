@@ -16,7 +16,7 @@ from typing import Any, Literal
 __all__ = ["INITIAL", "SAMPLINGS", "Sampling", "TrainingState"]
 
 Sampling = Literal["consecutive", "uniform"]
-SAMPLINGS: tuple[str, ...] = ("consecutive", "uniform")
+SAMPLINGS: tuple[Sampling, ...] = ("consecutive", "uniform")
 _INITIAL_SAMPLING = "initial"
 
 ExtraValue = int | float | str

@@ -192,7 +192,7 @@ def curve_panels(plan: dict[str, Any]) -> list[CurvePanel]:
         fit_values = None
         fit = t.get("fit")
         if fit and fit.get("params"):
-            fit_values = FAMILIES[fit["family"]](np.asarray(fit["params"]), epochs)
+            fit_values = FAMILIES[fit["family"]](np.asarray(fit["params"]), epochs.astype(float))
         panels.append(
             CurvePanel(
                 f"{t['from']} ->\n{t['to']}",
