@@ -16,7 +16,7 @@ from opplan.fileio import check_out_dir
 __all__ = ["register"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     one = sub.add_parser("baseline", help="train one hand-tuned schedule (§5.3)")
     one.add_argument("config", type=Path, help="YAML config with a video trainer")
     one.add_argument("--lengths", required=True, help="clip lengths in order, e.g. 16,64")
@@ -107,6 +107,7 @@ def run_baseline(args: argparse.Namespace) -> int:
     from opplan.errors import ConfigError
 
     config = _video_config(args.config)
+    assert config.trainer.kind == "video"  # _video_config checked it
     check_out_dir(args.out)
     views = _views(args.views)
     try:
@@ -150,7 +151,7 @@ def run_baseline(args: argparse.Namespace) -> int:
 
 
 def _printer(console: Any, n_steps: int | None = None) -> Any:
-    def on_epoch(k, step, epoch, metrics):  # type: ignore[no-untyped-def]
+    def on_epoch(k: int, step: Any, epoch: int, metrics: dict[str, float]) -> None:
         console.print(
             f"  step {k + 1}{f'/{n_steps}' if n_steps else ''} {step.state}  epoch "
             f"{epoch}/{step.epochs}  lr {metrics['lr']:.3g}  loss {metrics['loss']:.4f}  "
@@ -178,6 +179,7 @@ def run_grid_command(args: argparse.Namespace) -> int:
     from opplan.planning.state import SAMPLINGS
 
     config = _video_config(args.config)
+    assert config.trainer.kind == "video"  # _video_config checked it
     check_out_dir(args.out)
     views = _views(args.views)
     if args.plan is not None and not args.plan.is_dir():

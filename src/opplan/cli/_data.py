@@ -15,8 +15,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opplan.errors import ConfigError
+
+if TYPE_CHECKING:
+    from opplan.video.io import Backend
 
 __all__ = ["check_dataset", "register"]
 
@@ -115,7 +119,7 @@ def _check_one(
     full: bool,
     template: str,
     start: int = 1,
-    backend: str | None = None,
+    backend: Backend | None = None,
 ) -> str | None:
     """Why ``path`` cannot be read (None: it can); ``full`` decodes every frame, else the
     first, middle and last. ``backend`` None: frames when a count is given, else PyAV."""
@@ -127,7 +131,7 @@ def _check_one(
         backend = backend or ("frames" if num_frames is not None else "pyav")
         with open_video(
             path,
-            backend=backend,  # type: ignore[arg-type]
+            backend=backend,
             num_frames=num_frames,
             frame_template=template,
             frame_start_index=start,

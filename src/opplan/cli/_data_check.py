@@ -12,8 +12,13 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opplan.errors import ConfigError
+
+if TYPE_CHECKING:
+    from opplan.config import DataConfig
+    from opplan.video.annotations import VideoRecord
 
 __all__ = ["check_config"]
 
@@ -78,7 +83,7 @@ def check_config(config_path: Path, *, full: bool, workers: int, out: Path | Non
     return 2 if problems else 0
 
 
-def _probe(record, data, full: bool) -> str | None:  # type: ignore[no-untyped-def]
+def _probe(record: VideoRecord, data: DataConfig, full: bool) -> str | None:
     """Why one video cannot be read, with the config's backend and frame names."""
     from opplan.cli._data import _check_one
 

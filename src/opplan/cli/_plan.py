@@ -6,14 +6,25 @@ import argparse
 import importlib.util
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from opplan.config import PlanConfig
+    from opplan.config._executor import ExecutorConfig
+    from opplan.engine.distributed import DistributedContext
+    from opplan.engine.trainer import VideoTrainer
+    from opplan.planning import Trainer, TrainingState
+    from opplan.planning.executors import Executor
+    from opplan.rundir import RunDir
 
 __all__ = ["register"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plan = sub.add_parser("plan", help="plan the optimal training path (dynamic programming)")
     plan.add_argument("config", type=Path, help="YAML config (see configs/)")
     plan.add_argument("--out", type=Path, required=True, help="run directory")
@@ -40,16 +51,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(func=run_show)
 
 
-def _make_trainer(config, run, strict=False, clip_length=None, dist=None):  # type: ignore[no-untyped-def]
+def _make_trainer(
+    config: PlanConfig,
+    run: RunDir,
+    strict: bool = False,
+    clip_length: int | None = None,
+    dist: DistributedContext | None = None,
+) -> Trainer:
     trainer_cfg = config.trainer
     if trainer_cfg.kind == "simulated":
         from opplan.planning.simulate import DefaultLandscape, RandomLandscape, SimulatedTrainer
 
+        landscape: RandomLandscape | DefaultLandscape
         if trainer_cfg.landscape == "random":
             landscape = RandomLandscape(trainer_cfg.seed, trainer_cfg.noise)
         else:
             landscape = DefaultLandscape(
-                trainer_cfg.seed, trainer_cfg.noise, dict(trainer_cfg.sampling_gain)
+                trainer_cfg.seed, trainer_cfg.noise, dict(trainer_cfg.sampling_gain.items())
             )
         reference = min(config.graph.axes()[1])
         return SimulatedTrainer(run.checkpoints, landscape, trainer_cfg.epoch_delay, reference)
@@ -64,7 +82,7 @@ def _make_trainer(config, run, strict=False, clip_length=None, dist=None):  # ty
     )
 
 
-def _executor_config(args, config):  # type: ignore[no-untyped-def]
+def _executor_config(args: argparse.Namespace, config: PlanConfig) -> ExecutorConfig:
     """The config's ``executor:`` with the command line's overrides."""
     from opplan.errors import ConfigError
 
@@ -87,7 +105,14 @@ def _executor_config(args, config):  # type: ignore[no-untyped-def]
     return cfg
 
 
-def _make_executor(cfg, config, run, strict, longest, trainer):  # type: ignore[no-untyped-def]
+def _make_executor(
+    cfg: ExecutorConfig,
+    config: PlanConfig,
+    run: RunDir,
+    strict: bool,
+    longest: int,
+    trainer: Trainer,
+) -> Executor:
     """``local``: the trainer built here; ``ray``: each actor builds its own trainer."""
     from opplan.planning.executors import LocalExecutor, RayExecutor
 
@@ -109,17 +134,18 @@ def _make_executor(cfg, config, run, strict, longest, trainer):  # type: ignore[
     )
 
 
-def _trainer_in_actor(config, run, strict, longest):  # type: ignore[no-untyped-def]
+def _trainer_in_actor(config: PlanConfig, run: RunDir, strict: bool, longest: int) -> Trainer:
     """A Ray actor's trainer; in a data-parallel group it first joins the process group."""
     dist = None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from opplan.engine.distributed import init_distributed
 
+        assert config.trainer.kind == "video"  # _make_executor: DDP needs the video trainer
         dist = init_distributed(config.trainer.device)
     return _make_trainer(config, run, strict, longest, dist)
 
 
-def check_video_states(config, states, where: str) -> None:  # type: ignore[no-untyped-def]
+def check_video_states(config: PlanConfig, states: Sequence[TrainingState], where: str) -> None:
     """States a video trainer cannot train, refused at start-up: clips shorter than the
     model accepts (``min_input`` of the registry), extra axes other than the ones it acts on
     (``size``, :mod:`opplan.engine.state_axes`), which it would ignore, and bad sizes."""
@@ -127,6 +153,7 @@ def check_video_states(config, states, where: str) -> None:  # type: ignore[no-u
     from opplan.errors import ConfigError
     from opplan.models import get_model_entry
 
+    assert config.trainer.kind == "video"
     name = config.trainer.model.name
     shortest = get_model_entry(name).min_input[0]
     check_size(states, where)
@@ -147,7 +174,7 @@ def check_video_states(config, states, where: str) -> None:  # type: ignore[no-u
             )
 
 
-def _check_axes(trainer, states, where) -> None:  # type: ignore[no-untyped-def]
+def _check_axes(trainer: Trainer, states: Sequence[TrainingState], where: object) -> None:
     """An extra axis the trainer does not act on (its ``extra_axes``) exits 2 naming it."""
     from opplan.errors import ConfigError
     from opplan.planning.protocol import unused_axes
@@ -161,7 +188,7 @@ def _check_axes(trainer, states, where) -> None:  # type: ignore[no-untyped-def]
         )
 
 
-def _data_fingerprint(config):  # type: ignore[no-untyped-def]
+def _data_fingerprint(config: PlanConfig) -> dict[str, Any] | None:
     """The videos a video plan uses (None for the simulated trainer, which has none)."""
     if config.trainer.kind != "video":
         return None
@@ -188,7 +215,7 @@ def run_plan(args: argparse.Namespace) -> int:
     return _plan(args, None)
 
 
-def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def]
+def _plan(args: argparse.Namespace, dist: DistributedContext | None) -> int:
     from rich.console import Console
 
     from opplan.config import config_hash, config_identity, load_config
@@ -215,8 +242,9 @@ def _plan(args: argparse.Namespace, dist) -> int:  # type: ignore[no-untyped-def
     trainer = _make_trainer(config, run, strict=args.strict, clip_length=longest, dist=dist)
     _check_axes(trainer, graph.states, args.config)
     sizes = [int(dict(s.extra)["size"]) for s in graph.states if "size" in dict(s.extra)]
-    if config.trainer.kind == "video" and sizes and max(sizes) > trainer.transform.crop_size:
-        trainer.check_memory(longest, crop=max(sizes))  # the largest state's clips fit too
+    video = cast("VideoTrainer", trainer)  # read only when trainer.kind is video
+    if config.trainer.kind == "video" and sizes and max(sizes) > video.transform.crop_size:
+        video.check_memory(longest, crop=max(sizes))  # the largest state's clips fit too
     # journaled at plan start: a resume refuses another config or other data (rundir.py)
     identity = {"config": config_identity(config), "data": _data_fingerprint(config)}
     if replica:  # rank 0's journal as it was before this session (rank 0 waits below)

@@ -18,9 +18,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opplan.errors import ConfigError
+
+if TYPE_CHECKING:
+    import rich.progress
 
 __all__ = ["add_parser", "prepare_dataset"]
 
@@ -133,7 +136,7 @@ def _group_pattern(data: Any, records: list[Any], outputs: dict[str, Path]) -> s
     return None
 
 
-def _progress(total: int):  # type: ignore[no-untyped-def]
+def _progress(total: int) -> rich.progress.Progress:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -189,7 +192,7 @@ def prepare_dataset(config_path: Path, out: Path, options: Any, *, workers: int 
             bar.start()
         counts["frames"] += result.frames
         counts["bad"] += result.error is not None
-        bar.update(task, advance=1, **counts)
+        bar.update(task, advance=1, frames=counts["frames"], bad=counts["bad"])
 
     try:
         results = prepare_all(jobs, out, options, workers=workers, on_result=seen)

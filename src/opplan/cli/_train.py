@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from opplan.config import PlanConfig
+    from opplan.engine.distributed import DistributedContext
+    from opplan.engine.recipe import RecipeStep
 
 __all__ = ["register"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train = sub.add_parser("train", help="train from the initialization through a recipe")
     train.add_argument("config", type=Path, help="YAML config with a video trainer")
     train.add_argument("--recipe", type=Path, required=True, help="recipe.yaml of a plan")
@@ -34,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ev.set_defaults(func=run_evaluate)
 
 
-def _video_config(path: Path):  # type: ignore[no-untyped-def]
+def _video_config(path: Path) -> PlanConfig:
     from opplan.config import load_config
     from opplan.errors import ConfigError
 
@@ -49,11 +56,13 @@ def run_train(args: argparse.Namespace) -> int:
     from opplan.engine.distributed import distributed
 
     config = _video_config(args.config)
+    assert config.trainer.kind == "video"  # _video_config checked it
     with distributed(config.trainer.device) as dist:
         return _train(args, config, dist)
 
 
-def _train(args: argparse.Namespace, config, dist) -> int:  # type: ignore[no-untyped-def]
+def _train(args: argparse.Namespace, config: PlanConfig, dist: DistributedContext) -> int:
+    assert config.trainer.kind == "video"  # _video_config checked it
     from rich.console import Console
 
     from opplan.cli._plan import check_video_states
@@ -101,7 +110,7 @@ def _train(args: argparse.Namespace, config, dist) -> int:  # type: ignore[no-un
     if dist.enabled:
         console.print(f"data parallel: {dist.world_size} processes ({dist.backend})")
 
-    def on_epoch(k, step, epoch, metrics):  # type: ignore[no-untyped-def]
+    def on_epoch(k: int, step: RecipeStep, epoch: int, metrics: dict[str, float]) -> None:
         console.print(
             f"step {k + 1}/{len(steps)} {step.state}  epoch {epoch}/{step.epochs}  "
             f"loss {metrics['loss']:.4f}  val top-1 {metrics['score']:.4f}  "
@@ -119,7 +128,9 @@ def _train(args: argparse.Namespace, config, dist) -> int:  # type: ignore[no-un
     return 0
 
 
-def _check_resume(run: Path, config, steps, identity) -> None:  # type: ignore[no-untyped-def]
+def _check_resume(
+    run: Path, config: PlanConfig, steps: Sequence[RecipeStep], identity: dict[str, Any]
+) -> None:
     """Refuse to continue a training with another config or recipe (cosmetic config fields
     aside): its journaled epochs would be mixed with the new schedule's, and train.json
     would claim a schedule that model.pt was not trained with."""
@@ -158,13 +169,14 @@ def _check_resume(run: Path, config, steps, identity) -> None:  # type: ignore[n
         )
 
 
-def _check_data(run: Path, config, data_hash: str) -> None:  # type: ignore[no-untyped-def]
+def _check_data(run: Path, config: PlanConfig, data_hash: str) -> None:
     """Refuse to continue a training whose training or validation records changed."""
     from opplan.errors import RunDirError
     from opplan.planning.journal import read_journal
 
     kept = {e["data_hash"] for e in read_journal(run / "train_journal.jsonl") if "data_hash" in e}
     if kept - {data_hash}:
+        assert config.trainer.kind == "video"  # _video_config checked it
         data = config.trainer.data
         raise RunDirError(
             f"{run}: cannot resume: the videos of data.train_list ({data.train_list}) or "
@@ -173,7 +185,7 @@ def _check_data(run: Path, config, data_hash: str) -> None:  # type: ignore[no-u
         )
 
 
-def _legacy_mismatch(events, steps) -> bool:  # type: ignore[no-untyped-def]
+def _legacy_mismatch(events: list[dict[str, Any]], steps: Sequence[RecipeStep]) -> bool:
     """A journal without recipe hashes (older opplan): its epochs must fit the recipe."""
     for event in events:
         k = int(event["step"])
@@ -193,6 +205,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from opplan.errors import ConfigError
 
     config = _video_config(args.config)
+    assert config.trainer.kind == "video"  # _video_config checked it
     try:
         views = parse_views(args.views)
     except ValueError as err:
