@@ -17,11 +17,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+import opplan.video.annotations as ann  # `from opplan.video import` finds __future__s
 from opplan.config import DataConfig
 from opplan.errors import ConfigError
 from opplan.video import VideoRecord, internal_val_split, official
-from opplan.video import annotations as ann
 
 __all__ = [
     "SplitRecords",
@@ -94,7 +95,7 @@ def _read(data: DataConfig, split: Split) -> tuple[list[VideoRecord], list[str] 
     file = _list_file(data, split)
     root = Path(data.root)
     videos = root / data.videos
-    common = {"root": videos, "allow_outside_root": data.allow_outside_root}
+    common: dict[str, Any] = {"root": videos, "allow_outside_root": data.allow_outside_root}
     fmt = data.format
     if fmt in ("video_list", "slowfast_csv", "frame_list", "reference_list"):
         reader: Callable[..., list[VideoRecord]] = {

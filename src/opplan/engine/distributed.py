@@ -35,13 +35,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from opplan.errors import ConfigError
 from opplan.planning.journal import Journal
@@ -319,7 +319,8 @@ class ReplicaJournal(Journal):
 def shuffled_batches(size: int, micro: int, seed: int) -> list[list[int]]:
     """The index batches of ``DataLoader(shuffle=True, generator=seeded)`` for one epoch:
     the single-process order, drawn by the DataLoader itself over ``range(size)``."""
+    dataset = cast("Dataset[int]", range(size))  # a sequence serves as a map-style dataset
     order = DataLoader(
-        range(size), batch_size=micro, shuffle=True, generator=torch.Generator().manual_seed(seed)
+        dataset, batch_size=micro, shuffle=True, generator=torch.Generator().manual_seed(seed)
     )
     return [batch.tolist() for batch in order]

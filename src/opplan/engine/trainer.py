@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -51,7 +51,8 @@ from opplan.errors import ConfigError
 from opplan.models import freeze_bn, heads_loss
 from opplan.planning.state import TrainingState
 from opplan.video import DataHealth, TransformConfig, VideoClipDataset, VideoRecord
-from opplan.video.transforms import normalize_clips
+from opplan.video.sampling import Sampling
+from opplan.video.transforms import Mode, normalize_clips
 
 __all__ = ["VideoTrainer"]
 
@@ -144,7 +145,7 @@ class VideoTrainer:
             raise ConfigError("trainer.sync_bn: SyncBatchNorm needs CUDA devices (NCCL)")
         configure_backends(self.performance, self.device)
         self._compiled: CompiledModule | None = None
-        self._datasets: dict[tuple[str, int, str], VideoClipDataset] = {}
+        self._datasets: dict[tuple[str, int, int | None, str], VideoClipDataset] = {}
         self.model: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler: torch.amp.GradScaler | None = None
@@ -423,13 +424,15 @@ class VideoTrainer:
                 with self._autocast():
                     loss = heads_loss(forward(clips), labels, criterion)
                 scaled = loss * weight
-                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+                # torch's Tensor.backward has no annotations
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()  # type: ignore[no-untyped-call]
             return loss
 
         if self._compiled is None:
             return attempt(net)
-        assert self.optimizer is not None
-        return self._compiled.run(attempt, lambda: self.optimizer.zero_grad(set_to_none=True))
+        optimizer = self.optimizer
+        assert optimizer is not None
+        return self._compiled.run(attempt, lambda: optimizer.zero_grad(set_to_none=True))
 
     @contextmanager
     def _autocast(self) -> Iterator[None]:
@@ -472,15 +475,15 @@ class VideoTrainer:
             query=query,
         )
 
-    def _dataset(self, state: TrainingState, mode: str) -> VideoClipDataset:
+    def _dataset(self, state: TrainingState, mode: Mode) -> VideoClipDataset:
         key = (*state_key(state), mode)
         if key not in self._datasets:
             transform = state_transform(self.transform, state)  # the state's size
             self._datasets[key] = VideoClipDataset(
                 self.train_records if mode == "train" else self.val_records,
-                sampling=state.sampling,  # type: ignore[arg-type]
+                sampling=cast(Sampling, state.sampling),  # TrainingState checked it
                 clip_length=state.clip_length,
-                mode=mode,  # type: ignore[arg-type]
+                mode=mode,
                 transform=replace(transform, uint8=True)
                 if mode == "train" and self.device_normalize
                 else transform,
