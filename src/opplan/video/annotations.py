@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from opplan.errors import ConfigError
 
@@ -340,7 +341,7 @@ def read_kinetics_csv(
     for number, row in rows:
         if row["label"] not in lookup:
             raise ConfigError(f"{file}:{number}: unknown class {row['label']!r}")
-        fields = {
+        fields: dict[str, Any] = {
             "label": row["label"],
             "youtube_id": row["youtube_id"],
             "time_start": _int(file, number, "time_start", row["time_start"]),

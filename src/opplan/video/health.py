@@ -23,6 +23,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from opplan.errors import OpplanError
 from opplan.fileio import atomic_write_json
@@ -66,7 +67,7 @@ class DataHealth:
         # listed once in data_health.json beside the unreadable ones
         self.missing = sorted(missing)
         self.epoch = 0
-        self._memory: list[dict[str, object]] = []
+        self._memory: list[dict[str, Any]] = []
         self._logged: set[str] = set()
         self._samples: dict[str, int] = {}  # samples of each epoch that ended
 

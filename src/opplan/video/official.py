@@ -91,7 +91,7 @@ def _database(file: str | os.PathLike[str]) -> Mapping[str, object]:
     data = load_json(file)
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
         raise ConfigError(f"{file}: expected an object with a 'database' object (ActivityNet)")
-    return data  # type: ignore[return-value]
+    return data
 
 
 def _video_label(file: str | os.PathLike[str], key: str, entry: object) -> str | None:

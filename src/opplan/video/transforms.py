@@ -180,7 +180,7 @@ class ClipTransform(torch.nn.Module):
         super().__init__()
         self.spatial, self.finish = spatial, finish
 
-    def forward(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         return self.finish(self.spatial(to_video(frames)))
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +27,9 @@ from opplan.video.io._base import (
     check_file,
     decoder_threads,
 )
+
+if TYPE_CHECKING:
+    from av.video.frame import VideoFrame
 
 __all__ = ["PyAVReader"]
 
@@ -45,7 +50,7 @@ def _build_index(path: str, size: int, mtime_ns: int) -> _Index:
     key: list[bool] = []
     with av.open(path, metadata_errors="ignore") as container:
         if not container.streams.video:  # audio-only, subtitles, data
-            kinds = sorted({s.type for s in container.streams}) or ["no"]
+            kinds: list[str] = sorted({s.type for s in container.streams}) or ["no"]
             raise VideoReadError(path, f"no video stream (only {', '.join(kinds)} streams)")
         stream = container.streams.video[0]
         for packet in container.demux(stream):
@@ -130,12 +135,12 @@ class PyAVReader(VideoReader):
         container = getattr(self, "_container", None)
         if container is not None:
             container.close()
-            self._container = None
+            self._container = None  # type: ignore[assignment]  # closed: _read refuses it
 
     def __del__(self) -> None:
         self.close()
 
-    def _seek(self, frame_index: int):  # type: ignore[no-untyped-def]
+    def _seek(self, frame_index: int) -> Iterator[VideoFrame]:
         """Seek to the keyframe at or before ``frame_index``; returns a frame iterator."""
         self.stats.seeks += 1
         self._container.seek(
@@ -145,7 +150,7 @@ class PyAVReader(VideoReader):
             return self._container.decode(self._stream)
         return self._decode_skipping()
 
-    def _decode_skipping(self):  # type: ignore[no-untyped-def]
+    def _decode_skipping(self) -> Iterator[VideoFrame]:
         """Decode forward, letting the decoder drop non-reference frames nobody asked for.
 
         A frame that no other frame references (most B-frames) and that is not wanted need not
@@ -197,7 +202,9 @@ class PyAVReader(VideoReader):
             raise VideoReadError(self.path, f"decoding failed: {err}") from None
         return out
 
-    def _decode_until(self, frames, target: int, out: dict[int, np.ndarray]) -> bool:  # type: ignore[no-untyped-def]
+    def _decode_until(
+        self, frames: Iterator[VideoFrame], target: int, out: dict[int, np.ndarray]
+    ) -> bool:
         """Decode forward until frame ``target``; False if it overshoots or the stream ends."""
         by_pts = self._index.by_pts
         for frame in frames:
