@@ -15,7 +15,7 @@ type: :func:`heads_loss` (the training loss, the sum of the heads' cross-entropi
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -106,7 +106,9 @@ class ClassifierHead(nn.Module):
         device and dtype of the old one)."""
         self.num_classes = num_classes
         old = next(self.fc.parameters(), None) if hasattr(self, "fc") else None
-        like = {"device": old.device, "dtype": old.dtype} if old is not None else {}
+        like: dict[str, Any] = (
+            {"device": old.device, "dtype": old.dtype} if old is not None else {}
+        )
         if num_classes > 0:
             fc = nn.Linear(self.in_features, num_classes, **like)
             nn.init.normal_(fc.weight, std=0.01)

@@ -224,7 +224,9 @@ class P3DResNet(nn.Module):
     ) -> tuple[nn.Sequential, int]:
         blocks = []
         for j in range(depth):
-            pattern: P3DPattern = "A" if self.block_pattern == "A" else "ABC"[(start + j) % 3]
+            pattern: P3DPattern = (
+                "A" if self.block_pattern == "A" else ("A", "B", "C")[(start + j) % 3]
+            )
             first_stride = stride if j == 0 else 1
             blocks.append(
                 block_cls(

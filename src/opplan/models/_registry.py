@@ -76,8 +76,9 @@ def register_model(
         if key in _REGISTRY:
             raise ConfigError(f"model name {key!r} is already registered")
         doc = inspect.getdoc(factory) or ""
+        t, h, w = min_input  # a list as well
         _REGISTRY[key] = ModelEntry(
-            key, factory, family, tuple(min_input), doc.splitlines()[0] if doc else ""
+            key, factory, family, (t, h, w), doc.splitlines()[0] if doc else ""
         )
         return factory
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import nn
 
 from opplan.errors import ConfigError
@@ -31,7 +33,11 @@ def reset_classifier(model: nn.Module, num_classes: int) -> None:
     if isinstance(classifier, nn.Sequential) and isinstance(classifier[-1], nn.Conv3d):
         last = classifier[-1]
         classifier[-1] = nn.Conv3d(
-            last.in_channels, num_classes, last.kernel_size, bias=True, device=last.weight.device
+            last.in_channels,
+            num_classes,
+            cast("tuple[int, int, int]", last.kernel_size),
+            bias=True,
+            device=last.weight.device,
         )
         return
     raise ConfigError(
