@@ -50,6 +50,7 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 25) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps))
+        assert isinstance(stream, av.VideoStream)  # _CODECS holds video codecs
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -78,7 +79,8 @@ def make_ucf101(
                 data = _frames(label * 1000 + g * 10 + c, label, frames, size)
                 write_video(root / "UCF-101" / name / clip, data)
     for split in (1, 2, 3):
-        train, test = [], []
+        train: list[tuple[str, int]] = []
+        test: list[tuple[str, int]] = []
         for label, name in enumerate(names):
             for g in range(1, groups + 1):
                 for c in range(1, clips + 1):

@@ -18,7 +18,16 @@ from opplan.planning.simulate import Landscape, SimulatedTrainer, simulated_scor
 __all__ = ["brute_force", "run_plan", "simulate_edge"]
 
 
-def simulate_edge(landscape: Landscape, src, dst, y0: float, opts: PlannerOptions):
+Steps = list[tuple[TrainingState, int]]  # (state, knee epoch) per step
+
+
+def simulate_edge(
+    landscape: Landscape,
+    src: TrainingState,
+    dst: TrainingState,
+    y0: float,
+    opts: PlannerOptions,
+) -> tuple[int, float, float]:
     """(knee, observed, value) of one transition, computed directly from the landscape."""
     stopper = opts.stopper(src, y0)
     epoch = 0
@@ -27,23 +36,26 @@ def simulate_edge(landscape: Landscape, src, dst, y0: float, opts: PlannerOption
         if stopper.observe(simulated_score(landscape, src, dst, y0, epoch)):
             break
     knee = stopper.knee_epoch
+    assert knee is not None and stopper.value is not None  # set once observe() says stop
     observed = stopper.scores[knee]
     value = stopper.value if (opts.value == "fitted" and stopper.from_fit) else observed
     return knee, observed, value
 
 
-def brute_force(graph: TransitionGraph, landscape: Landscape, opts: PlannerOptions):
+def brute_force(
+    graph: TransitionGraph, landscape: Landscape, opts: PlannerOptions
+) -> list[tuple[float, Steps]]:
     """Every path from the initial state to a final state, with its simulated value."""
-    memo: dict = {}
+    memo: dict[tuple[TrainingState, TrainingState, float], tuple[int, float, float]] = {}
     finals = set(graph.finals)
 
-    def edge(src, dst, y0):
+    def edge(src: TrainingState, dst: TrainingState, y0: float) -> tuple[int, float, float]:
         key = (src, dst, y0)
         if key not in memo:
             memo[key] = simulate_edge(landscape, src, dst, y0, opts)
         return memo[key]
 
-    def walk(state: TrainingState, y0: float, path: list) -> Iterator[tuple[float, list]]:
+    def walk(state: TrainingState, y0: float, path: Steps) -> Iterator[tuple[float, Steps]]:
         for nxt in graph.successors(state):
             knee, observed, value = edge(state, nxt, y0)
             step = [*path, (nxt, knee)]
@@ -54,7 +66,13 @@ def brute_force(graph: TransitionGraph, landscape: Landscape, opts: PlannerOptio
     return list(walk(graph.initial, 0.0, []))
 
 
-def run_plan(run: Path, graph, landscape, opts, epoch_delay: float = 0.0) -> Plan:
+def run_plan(
+    run: Path,
+    graph: TransitionGraph,
+    landscape: Landscape,
+    opts: PlannerOptions,
+    epoch_delay: float = 0.0,
+) -> Plan:
     with Journal(run / "journal.jsonl") as journal:
         return Planner(
             graph, SimulatedTrainer(run / "ck", landscape, epoch_delay), journal, opts
