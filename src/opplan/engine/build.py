@@ -37,6 +37,7 @@ from opplan.video import (
     check_clip_length,
     open_video,
 )
+from opplan.video.io import Backend
 
 __all__ = [
     "build_video_trainer",
@@ -181,7 +182,7 @@ class DecodedCache:
     """
 
     def __init__(
-        self, backend: str = "auto", frame_template: str = "img_{:05d}.jpg", start: int = 1
+        self, backend: Backend = "auto", frame_template: str = "img_{:05d}.jpg", start: int = 1
     ) -> None:
         self.backend = backend
         self.frame_template, self.frame_start_index = frame_template, start
@@ -191,7 +192,7 @@ class DecodedCache:
         if record.path not in self._frames:
             with open_video(
                 record.path,
-                backend=self.backend,  # type: ignore[arg-type]
+                backend=self.backend,
                 num_frames=record.num_frames,
                 frame_template=self.frame_template,
                 frame_start_index=self.frame_start_index,

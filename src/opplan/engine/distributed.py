@@ -296,6 +296,7 @@ class RunningStats:
 
 
 def _stats(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    # called on batch-norm modules only, whose running stats are tensors
     return module.running_mean, module.running_var  # type: ignore[return-value]
 
 

@@ -160,6 +160,7 @@ def evaluate_views(
         health = DataHealth(tmp, max_bad_fraction=max_bad_fraction)
         dataset = VideoClipDataset(
             records,
+            # a str checked by TrainingState to be a Sampling
             sampling=sampling,  # type: ignore[arg-type]
             clip_length=clip_length,
             mode="test",
@@ -300,6 +301,7 @@ def save_evaluation(
     if result.class_names is not None:
         arrays["class_names"] = np.array(result.class_names, dtype=str)
     buffer = io.BytesIO()
+    # numpy's stub types savez's **kwds as allow_pickle (bool)
     np.savez(buffer, **arrays)  # type: ignore[arg-type]
     atomic_write_bytes(scores_path(out), buffer.getvalue())
     payload = {

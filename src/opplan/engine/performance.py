@@ -104,6 +104,7 @@ def kernel_guard(precision: str, device: torch.device) -> AbstractContextManager
 @contextmanager
 def _without_onednn() -> Iterator[None]:
     enabled = torch.backends.mkldnn.enabled
+    # torch types the flag as a property object; assigning a bool is its documented use
     torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
     try:
         yield
@@ -138,6 +139,7 @@ def sync_batch_norm(model: nn.Module) -> nn.Module:
     if isinstance(model, _FROZEN_TYPES):
         return model
     if isinstance(model, nn.modules.batchnorm._BatchNorm):
+        # torch leaves convert_sync_batchnorm unannotated
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call,no-any-return]
     for name, child in model.named_children():
         model.add_module(name, sync_batch_norm(child))
@@ -238,6 +240,7 @@ def dry_step(
         with kernel_guard(precision, device):
             with autocast(precision, device):
                 loss = heads_loss(net(clips), labels, nn.CrossEntropyLoss())
+            # torch's Tensor.backward has no annotations
             loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
 

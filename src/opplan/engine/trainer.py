@@ -235,6 +235,7 @@ class VideoTrainer:
                 # masks whichever rank trains it, so N ranks train like one process
                 torch.manual_seed(derive_seed(seed, "batch", mine[j][0]))
                 weight = (len(labels) * world) / (micro * accumulate)
+                # no_sync is DistributedDataParallel's; net is one whenever sync can be False
                 with nullcontext() if sync else net.no_sync():  # type: ignore[operator]
                     loss = self._forward_backward(net, clips, labels, criterion, weight)
                 if not torch.isfinite(loss):

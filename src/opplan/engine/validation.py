@@ -40,6 +40,7 @@ def validation_score(
     """Top-1 (or mean top-1/3/5) of ``model`` on ``dataset`` (items ``(clip, label, index)``,
     index < 0 for an unreadable video)."""
     world, rank = dist.world_size, dist.rank
+    # torch types Subset's dataset as Dataset[T], not our sized dataset protocol
     shard = Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset  # type: ignore[arg-type]
     loader = DataLoader(shard, batch_size=batch_size, num_workers=num_workers)
     model.eval()

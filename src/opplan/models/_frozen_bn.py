@@ -11,6 +11,8 @@ parameters. Checkpoints move freely between frozen and unfrozen models.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 __all__ = [
@@ -25,7 +27,8 @@ __all__ = [
 class _FrozenMixin:
     """``train(mode)`` always leaves the module in eval mode (running statistics)."""
 
-    def train(self, mode: bool = True):  # type: ignore[no-untyped-def]
+    def train(self, mode: bool = True) -> Any:
+        # a mixin: the nn.Module it is mixed into provides train()
         return super().train(False)  # type: ignore[misc]
 
 

@@ -22,8 +22,9 @@ def reset_classifier(model: nn.Module, num_classes: int) -> None:
     Raises:
         ConfigError: the model's classifier is not recognised.
     """
-    if callable(getattr(model, "reset_classifier", None)):
-        model.reset_classifier(num_classes)  # type: ignore[operator]
+    reset = getattr(model, "reset_classifier", None)
+    if callable(reset):
+        reset(num_classes)
         return
     fc = getattr(model, "fc", None)
     if isinstance(fc, nn.Linear):

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -157,8 +157,8 @@ class SimulatedTrainer:
     def _path(self, checkpoint_id: str) -> Path:
         return self.checkpoint_dir / f"{checkpoint_id}.json"
 
-    def _load(self, checkpoint_id: str) -> dict[str, object]:
-        data: dict[str, object] = json.loads(self._path(checkpoint_id).read_text())
+    def _load(self, checkpoint_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self._path(checkpoint_id).read_text())
         return data
 
     def start(self, state: TrainingState, from_checkpoint: str | None) -> None:
@@ -167,7 +167,7 @@ class SimulatedTrainer:
         else:
             data = self._load(from_checkpoint)
             self._src = TrainingState.parse(str(data["state"]))
-            self._y0 = float(data["score"])  # type: ignore[arg-type]
+            self._y0 = float(data["score"])
         self._dst, self._epoch = state, 0
 
     def resume(self, state: TrainingState, checkpoint_id: str) -> None:
@@ -177,8 +177,8 @@ class SimulatedTrainer:
                 f"checkpoint {checkpoint_id} was saved in {data['state']}, not {state}"
             )
         self._src = TrainingState.parse(str(data["src"]))
-        self._y0 = float(data["y0"])  # type: ignore[arg-type]
-        self._dst, self._epoch = state, int(data["epoch"])  # type: ignore[call-overload]
+        self._y0 = float(data["y0"])
+        self._dst, self._epoch = state, int(data["epoch"])
 
     def train_epoch(self) -> dict[str, float]:
         assert self._dst is not None, "start() first"

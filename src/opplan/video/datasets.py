@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from opplan.errors import ConfigError
 from opplan.video.annotations import VideoRecord
 from opplan.video.health import DataHealth
-from opplan.video.io import VideoReader, VideoReadError, check_backend, open_video
+from opplan.video.io import Backend, VideoReader, VideoReadError, check_backend, open_video
 from opplan.video.sampling import ClipSampler, Sampling, ShortPolicy
 from opplan.video.transforms import Mode, TransformConfig, build_transform
 
@@ -81,7 +81,7 @@ class VideoClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
         num_clips: int = 10,
         num_crops: int = 3,
         seed: int = 0,
-        backend: str = "auto",
+        backend: Backend = "auto",
         frame_template: str = "img_{:05d}.jpg",
         frame_start_index: int = 1,
         reader_factory: ReaderFactory | None = None,
@@ -148,7 +148,7 @@ class VideoClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
             return self.reader_factory(record)
         return open_video(
             record.path,
-            backend=self.backend,  # type: ignore[arg-type]
+            backend=self.backend,
             frame_template=self.frame_template,
             frame_start_index=self.frame_start_index,
             num_frames=record.num_frames,

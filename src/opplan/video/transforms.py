@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -100,14 +100,14 @@ class TransformConfig:
         """
         ratio = frame_size / 224
         short = round(256 * ratio)
-        fields: dict[str, object] = {
+        fields: dict[str, Any] = {
             "scale_range": (short, round(340 * ratio)),
             "crop_size": frame_size,
             "eval_short_side": short,
             "test_crop_size": short,
         }
         fields.update(overrides)
-        return cls(**fields)  # type: ignore[arg-type]
+        return cls(**fields)
 
 
 def to_video(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:

@@ -61,6 +61,7 @@ def _rendezvous() -> tuple[str, int]:
     with socket.socket() as sock:
         sock.bind(("", 0))
         port = int(sock.getsockname()[1])
+    # ray.util has no annotations
     address: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
     return address, port
 
