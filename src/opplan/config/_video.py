@@ -187,6 +187,9 @@ class ModelConfig(_Strict):
 
 
 class OptimConfig(_Strict):
+    """SGD and batch bookkeeping; the trainer's :class:`opplan.engine.OptimSettings` adds
+    the micro-batch, accumulation and lr scaling derived from these fields."""
+
     effective_batch: PositiveInt = 16
     reference_batch: PositiveInt = Field(16, description="batch the graph's lrs are given for")
     base_micro_batch: PositiveInt = 8
@@ -197,8 +200,14 @@ class OptimConfig(_Strict):
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
     clip_grad_norm: Annotated[float, Field(gt=0)] | None = 40.0
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    classifier_lr_mult: Annotated[float, Field(gt=0)] = 1.0
-    freeze_bn_from: PositiveInt | None = 64
+    classifier_lr_mult: Annotated[float, Field(gt=0)] = Field(
+        1.0, description="learning-rate multiplier of the classifier (e.g. 10 when fine-tuning)"
+    )
+    freeze_bn_from: PositiveInt | None = Field(
+        64,
+        description="clip length from which all BatchNorms but the first are frozen (§5.2: "
+        "64 and 128 frames); null never freezes",
+    )
 
 
 class VideoTrainerConfig(_Strict):

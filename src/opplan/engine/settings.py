@@ -4,42 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from torch import nn
+
+from opplan.config import OptimConfig
 
 __all__ = ["OptimSettings", "classifier_parameters", "derive_seed"]
 
 
-@dataclass(frozen=True)
-class OptimSettings:
+class OptimSettings(OptimConfig):
     """SGD with momentum and the batch bookkeeping that keeps transitions comparable.
+
+    The fields, their defaults and bounds are the config's ``trainer.optim``
+    (:class:`opplan.config.OptimConfig`, defined once there); this adds what the trainer
+    derives from them.
 
     The effective batch stays ``effective_batch`` for every clip length: the micro-batch that
     fits in memory shrinks as clips grow (default: inversely proportional to the clip length,
     ``base_micro_batch`` clips at ``base_clip_length`` frames) and gradients are accumulated.
     Learning rates in the graph are given for ``reference_batch`` and scaled linearly by
     ``effective_batch / reference_batch``.
-
-    Args:
-        freeze_bn_from: clip length from which all BatchNorms but the first are frozen
-            (§5.2: 64 and 128 frames); ``None`` never freezes.
-        classifier_lr_mult: learning-rate multiplier of the classifier (e.g. 10 when fine-tuning).
     """
-
-    effective_batch: int = 16
-    reference_batch: int = 16
-    base_micro_batch: int = 8
-    base_clip_length: int = 16
-    micro_batch: Mapping[int, int] = field(default_factory=dict)
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
-    clip_grad_norm: float | None = 40.0
-    label_smoothing: float = 0.0
-    classifier_lr_mult: float = 1.0
-    freeze_bn_from: int | None = 64
 
     def micro_batch_for(self, clip_length: int) -> int:
         if clip_length in self.micro_batch:
