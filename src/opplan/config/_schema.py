@@ -117,38 +117,51 @@ class GraphConfig(_Strict):
         )
 
 
-class PlannerConfig(_Strict):
-    """Knee stopping (§3.3) and the value of a transition."""
+_OPTIONS = PlannerOptions()  # the planner's defaults
 
-    family: FamilyName = Field("exponential", description="Table 1 curve family")
-    delay: Annotated[int, Field(ge=0)] = Field(10, description="T: epochs tried after the knee")
-    max_epochs: PositiveInt = Field(100, description="cap on the epochs of one transition")
-    value: Literal["fitted", "observed"] = Field(
-        "fitted", description="edge value: fitted peak, or observed score at the knee epoch"
+
+class PlannerConfig(_Strict):
+    """Knee stopping (§3.3) and the value of a transition: the YAML side of
+    :class:`~opplan.planning.PlannerOptions`, whose defaults these are (one definition)."""
+
+    family: FamilyName = Field(_OPTIONS.family, description="Table 1 curve family")
+    delay: Annotated[int, Field(ge=0)] = Field(
+        _OPTIONS.delay, description="T: epochs tried after the knee"
     )
-    keep_checkpoints: bool = Field(False, description="keep every epoch's checkpoint")
+    max_epochs: PositiveInt = Field(
+        _OPTIONS.max_epochs, description="cap on the epochs of one transition"
+    )
+    value: Literal["fitted", "observed"] = Field(
+        _OPTIONS.value, description="edge value: fitted peak, or observed score at the knee epoch"
+    )
+    keep_checkpoints: bool = Field(
+        _OPTIONS.keep_checkpoints, description="keep every epoch's checkpoint"
+    )
     min_epochs: Annotated[int, Field(ge=0)] = Field(
-        0, description="no transition stops before this epoch (0: the paper's rule)"
+        _OPTIONS.min_epochs,
+        description="no transition stops before this epoch (0: the paper's rule)",
     )
     min_epochs_from_initial: Annotated[int, Field(ge=0)] = Field(
-        0, description="the same floor for transitions from the initialization only"
+        _OPTIONS.min_epochs_from_initial,
+        description="the same floor for transitions from the initialization only",
     )
     min_rise_from_initial: Annotated[float, Field(ge=0)] = Field(
-        0.0,
+        _OPTIONS.min_rise_from_initial,
         description="beyond the paper (0 = off): a transition from the initialization accepts "
         "a knee only once its fitted curve has risen this many fit RMSEs above its epoch-1 "
         "value; a curve still flat at chance runs on to max_epochs",
     )
     prune: bool = Field(
-        False,
+        _OPTIONS.prune,
         description="beyond the paper: abandon a transition whose optimistic bound cannot beat "
         "the best value already known for its destination",
     )
     prune_margin: Annotated[float, Field(ge=0)] = Field(
-        0.02, description="slack added to the optimistic bound when pruning (score units)"
+        _OPTIONS.prune_margin,
+        description="slack added to the optimistic bound when pruning (score units)",
     )
     rule: Literal["paper", "noise"] = Field(
-        "paper",
+        _OPTIONS.rule,
         description="paper: stop at t >= t* + delay (§3.3); noise (beyond the paper): stop once "
         "the fitted curve's remaining gain over the budget is below the evaluation noise, go on "
         "while a dip recovers, never end at knee 0 on a first-epoch dip (delay unused)",
@@ -159,13 +172,16 @@ class PlannerConfig(_Strict):
         "trainer's noise, or binomial on the internal validation split's videos",
     )
     noise_z: Annotated[float, Field(gt=0)] = Field(
-        1.0, description="noise rule: noise stds a remaining gain or a recovering rise must exceed"
+        _OPTIONS.noise_z,
+        description="noise rule: noise stds a remaining gain or a recovering rise must exceed",
     )
     noise_patience: PositiveInt = Field(
-        2, description="noise rule: consecutive quiet epochs before a transition stops"
+        _OPTIONS.noise_patience,
+        description="noise rule: consecutive quiet epochs before a transition stops",
     )
     noise_window: PositiveInt = Field(
-        3, description="noise rule: epochs over which a recovering rise is measured"
+        _OPTIONS.noise_window,
+        description="noise rule: epochs over which a recovering rise is measured",
     )
 
     def options(self, noise: float = 0.0, eval_count: int = 0) -> PlannerOptions:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
+from opplan.planning.curves import FamilyName
 from opplan.planning.executors import Edge, Executor, LocalExecutor, Outcome, WorkerLost
 from opplan.planning.graph import TransitionGraph
 from opplan.planning.journal import Journal, Op
@@ -83,7 +84,7 @@ class PlannerOptions:
 
     delay: int = 10
     max_epochs: int = 100
-    family: str = "exponential"
+    family: FamilyName = "exponential"
     value: Literal["fitted", "observed"] = "fitted"
     keep_checkpoints: bool = False
     min_epochs: int = 0
