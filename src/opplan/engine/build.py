@@ -1,17 +1,19 @@
-"""From a validated config to a ready :class:`VideoTrainer` (data, model, initialization)."""
+"""From a validated config to a ready :class:`VideoTrainer` (data, model, initialization).
+
+The parts live by concept in :mod:`~opplan.engine.data_build` (dataset root, transform,
+dataset options), :mod:`~opplan.engine.model_init` (the initialization and checkpoint
+models) and :mod:`~opplan.engine.decoded_cache`; they are re-exported here.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from torch import nn
 
-from opplan.config import DataConfig, ModelConfig, VideoTrainerConfig
+from opplan.config import VideoTrainerConfig
 from opplan.engine.data import (
     class_names,
     load_lists,
@@ -19,200 +21,33 @@ from opplan.engine.data import (
     planning_split,
     read_split,
 )
+from opplan.engine.data_build import dataset_options, ensure_dataset, transform_config
+from opplan.engine.decoded_cache import DecodedCache
 from opplan.engine.distributed import DistributedContext
 from opplan.engine.evaluate import EvalResult, evaluate_views
+from opplan.engine.model_init import checkpoint_model, make_model_factory
 from opplan.engine.performance import PerformanceSettings
 from opplan.engine.settings import OptimSettings
 from opplan.engine.trainer import VideoTrainer
 from opplan.errors import ConfigError
-from opplan.models import build_model, fit_weights, load_weights, read_weights
-from opplan.models.foreign import unwrap
 from opplan.planning import TrainingState
-from opplan.video import (
-    ArrayReader,
-    DataHealth,
-    TransformConfig,
-    VideoReader,
-    VideoRecord,
-    check_clip_length,
-    open_video,
-)
-from opplan.video.io import Backend
+from opplan.video import DataHealth, check_clip_length
 
 __all__ = [
+    "DecodedCache",
     "build_video_trainer",
     "checkpoint_model",
     "class_names",
+    "dataset_options",
+    "ensure_dataset",
     "evaluate_checkpoint",
     "load_lists",
     "make_model_factory",
     "planning_split",
     "read_split",
     "resolve_device",
+    "transform_config",
 ]
-
-
-def ensure_dataset(data: DataConfig, log: Callable[[str], None] = print) -> Path:
-    """The dataset root; a configured synthetic dataset is generated there if missing."""
-    root = Path(data.root)
-    manifest = root / "manifest.json"
-    if data.synthetic is not None and manifest.is_file():
-        _check_manifest(data, json.loads(manifest.read_text()))
-    if data.synthetic is not None and not (root / data.train_list).exists():
-        from opplan.video.synthetic import generate_dataset
-
-        syn = data.synthetic
-        log(f"generating the synthetic '{syn.task}' dataset in {root} (seed {syn.seed})")
-        generate_dataset(
-            syn.task,
-            root,
-            videos_per_class=syn.videos_per_class,
-            seed=syn.seed,
-            size=syn.size,
-            min_frames=syn.min_frames,
-            max_frames=syn.max_frames,
-        )
-    if not (root / data.train_list).exists():
-        raise ConfigError(f"data.train_list: {root / data.train_list} not found")
-    return root
-
-
-def _check_manifest(data: DataConfig, manifest: dict[str, Any]) -> None:
-    """A synthetic dataset already in ``data.root`` must be the one the config describes."""
-    assert data.synthetic is not None
-    syn = data.synthetic
-    scene = manifest.get("scene", {})
-    found = {
-        "task": manifest.get("task"),
-        "seed": manifest.get("seed"),
-        "videos_per_class": manifest.get("videos_per_class"),
-        "size": scene.get("size"),
-        "min_frames": scene.get("min_frames"),
-        "max_frames": scene.get("max_frames"),
-    }
-    for key, value in found.items():
-        if value != getattr(syn, key):
-            raise ConfigError(
-                f"data.synthetic.{key}: {data.root} holds a dataset generated with "
-                f"{key}={value!r}, the config asks for {getattr(syn, key)!r}; delete "
-                f"{data.root} or choose another data.root"
-            )
-
-
-def transform_config(data: DataConfig) -> TransformConfig:
-    if data.frame_size is not None:
-        return TransformConfig.scaled(data.frame_size, flip=data.flip)
-    return TransformConfig(flip=data.flip)
-
-
-def make_model_factory(
-    model: ModelConfig, num_classes: int, log: Callable[[str], None] | None = None
-) -> Callable[[], nn.Module]:
-    """A factory of the initialization: random, inflated ImageNet weights, or a video model
-    (a checkpoint of opplan, PySlowFast, MMAction2 or torchvision, checked here to fit)."""
-    kind, _, path = model.init.partition(":")
-    if kind not in ("random", "imagenet", "checkpoint") or (kind != "random") != bool(path):
-        raise ConfigError(
-            "model.init must be 'random', 'imagenet:PATH' or 'checkpoint:PATH', "
-            f"got {model.init!r}"
-        )
-    if path and not Path(path).is_file():
-        raise ConfigError(f"model.init: {path} not found")
-    if kind == "imagenet":
-        from opplan.models.inflate import load_2d_state_dict
-
-        try:
-            load_2d_state_dict(path)
-        except ConfigError as err:
-            raise ConfigError(f"model.init: {err}") from None
-    net = build_model(model.name, num_classes, **model.options)  # fail fast on a bad name
-    if kind == "checkpoint":  # fail fast on an unreadable, unsafe or ill-fitting checkpoint
-        try:
-            _, fit = fit_weights(net, read_weights(path), name=model.name)
-        except ConfigError as err:
-            raise ConfigError(f"model.init: {err}") from None
-        if log is not None:
-            log(f"model.init: {path}: {fit.summary()}")
-
-    def factory() -> nn.Module:
-        net = build_model(model.name, num_classes, **model.options)
-        if kind == "imagenet":
-            from opplan.models import inflate_from_2d
-
-            inflate_from_2d(net, path)
-        elif kind == "checkpoint":  # another class count: new classifier (§5.5)
-            load_weights(net, path, name=model.name)
-        return net
-
-    return factory
-
-
-def checkpoint_model(
-    model: ModelConfig, checkpoint: dict[str, Any], num_classes: int
-) -> tuple[TrainingState, nn.Module]:
-    """The training state and network of a checkpoint opplan wrote (``opplan evaluate``).
-
-    The state (sampling, clip length) sets the test protocol, so a checkpoint without one (a
-    bare state dict, PySlowFast, MMAction2) is refused: fine-tune from it with ``model.init:
-    checkpoint:PATH`` instead. Another network or class count is refused naming the keys."""
-    weights = unwrap(checkpoint, "--checkpoint")
-    text = weights.extra.get("state")
-    if weights.layout != "opplan" or text is None:
-        raise ConfigError(
-            f"--checkpoint: a {weights.layout} checkpoint without opplan's training 'state' "
-            "(the sampling and clip length to test in); evaluate a model opplan trained "
-            "(RUN/final/model.pt), or fine-tune from this one with model.init: checkpoint:PATH"
-        )
-    try:
-        state = TrainingState.parse(text if isinstance(text, str) else repr(text))
-    except ValueError as err:
-        raise ConfigError(f"--checkpoint: its 'state': {err}") from None
-    if state.is_initial:
-        raise ConfigError("--checkpoint: its 'state' is 'initial', not a trained state")
-    net = build_model(model.name, num_classes, **model.options)
-    load_weights(net, weights, new_classifier=False, name=model.name)
-    return state, net
-
-
-class DecodedCache:
-    """Reader factory that decodes each video once and keeps its frames in memory.
-
-    For small datasets (the synthetic ones, ~30 MB) where decoding would dominate an epoch.
-    Each DataLoader worker fills its own copy.
-    """
-
-    def __init__(
-        self, backend: Backend = "auto", frame_template: str = "img_{:05d}.jpg", start: int = 1
-    ) -> None:
-        self.backend = backend
-        self.frame_template, self.frame_start_index = frame_template, start
-        self._frames: dict[str, np.ndarray] = {}
-
-    def __call__(self, record: VideoRecord) -> VideoReader:
-        if record.path not in self._frames:
-            with open_video(
-                record.path,
-                backend=self.backend,
-                num_frames=record.num_frames,
-                frame_template=self.frame_template,
-                frame_start_index=self.frame_start_index,
-            ) as reader:
-                self._frames[record.path] = reader.get_frames(np.arange(reader.num_frames))
-        return ArrayReader(self._frames[record.path], path=record.path)
-
-
-def dataset_options(data: DataConfig) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "frame_interval": data.frame_interval,
-        "backend": data.backend,
-        "frame_template": data.frame_template,
-        "frame_start_index": data.frame_start_index,
-    }
-    if data.cache == "memory":
-        options["reader_factory"] = DecodedCache(
-            data.backend, data.frame_template, data.frame_start_index
-        )
-    return options
 
 
 def resolve_device(device: str) -> torch.device:
