@@ -43,6 +43,7 @@ class P3DConv(nn.Module):
         pattern: ``"A"``, ``"B"`` or ``"C"`` (see the module docstring).
 
     Example:
+        >>> import torch
         >>> conv = P3DConv(8, 16, stride=2)
         >>> conv(torch.randn(1, 8, 4, 16, 16)).shape
         torch.Size([1, 16, 4, 8, 8])

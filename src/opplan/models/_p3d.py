@@ -123,6 +123,7 @@ class P3DResNet(nn.Module):
         frozen_bn: freeze every BN but the first (§5.2), see :func:`opplan.models.freeze_bn`.
 
     Example:
+        >>> import torch
         >>> net = P3DResNet(5, block="basic", layers=(1, 1, 1, 1), widths=(8, 8, 16, 16),
         ...                 stem_width=8, stem_kernel_t=2, stem_stride_t=2, dual_head=True)
         >>> out = net(torch.randn(2, 3, 8, 32, 32))
