@@ -19,11 +19,25 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     one = sub.add_parser("baseline", help="train one hand-tuned schedule (§5.3)")
     one.add_argument("config", type=Path, help="YAML config with a video trainer")
-    one.add_argument("--lengths", required=True, help="clip lengths in order, e.g. 16,64")
-    one.add_argument("--decay", required=True, help="3step or cosine")
+    one.add_argument(
+        "--schedule",
+        choices=("hand-tuned", "multigrid"),
+        default="hand-tuned",
+        help="hand-tuned (§5.3, the default) or multigrid (Wu et al. 2020, the long cycle)",
+    )
+    one.add_argument(
+        "--lengths",
+        help="clip lengths in order, e.g. 16,64 (multigrid: the final length, default the "
+        "graph's longest)",
+    )
+    one.add_argument("--decay", help="3step or cosine (hand-tuned; multigrid is 3-step)")
     one.add_argument("--epochs", required=True, help="total epochs over all lengths")
     one.add_argument("--sampling", required=True, help="consecutive or uniform")
     one.add_argument("--lrs", help="lrs, highest first (default: the config's graph lrs)")
+    one.add_argument("--size", help="multigrid: the final crop side (default: the run's crop)")
+    one.add_argument(
+        "--batch", help="multigrid: the final effective batch (default: optim.effective_batch)"
+    )
     _common(one)
     one.set_defaults(func=run_baseline)
 
@@ -109,18 +123,23 @@ def run_baseline(args: argparse.Namespace) -> int:
     config = _video_config(args.config)
     check_out_dir(args.out)
     views = _views(args.views)
+    lrs = tuple(
+        _floats("--lrs", args.lrs) if args.lrs else sorted(config.graph.axes()[2], reverse=True)
+    )
     try:
-        schedule = HandTunedSchedule(
-            tuple(_ints("--lengths", args.lengths)),
-            parse_decay(args.decay),
-            args.sampling,
-            _ints("--epochs", args.epochs)[0],
-            tuple(
-                _floats("--lrs", args.lrs)
-                if args.lrs
-                else sorted(config.graph.axes()[2], reverse=True)
-            ),
-        )
+        if args.schedule == "multigrid":
+            schedule: Any = _multigrid_schedule(args, config, lrs)
+        else:
+            for option in ("lengths", "decay"):
+                if getattr(args, option) is None:
+                    raise ConfigError(f"--{option} is required for a hand-tuned schedule")
+            schedule = HandTunedSchedule(
+                tuple(_ints("--lengths", args.lengths)),
+                parse_decay(args.decay),
+                args.sampling,
+                _ints("--epochs", args.epochs)[0],
+                lrs,
+            )
     except ValueError as err:  # ConfigError included
         raise ConfigError(f"{args.config}: baseline: {err}") from None
     check_video_states(config, [step.state for step in schedule.steps()], "--lengths")
@@ -134,7 +153,8 @@ def run_baseline(args: argparse.Namespace) -> int:
         prepare_run_dir(run, config, "schedule.json", schedule.to_dict(), args.resume)
         steps = schedule.steps()
         console.print(f"[bold]opplan baseline[/] {schedule.name}: {len(steps)} steps")
-        reference = min(min(config.graph.axes()[1]), min(schedule.lengths))
+        lengths = [step.state.clip_length for step in steps]
+        reference = min(min(config.graph.axes()[1]), *lengths)
         result = run_schedule(trainer, schedule, run, reference, _printer(console, len(steps)))
         console.print(
             f"{schedule.name}: internal val top-1 {result['val_score']:.4f} after "
@@ -147,6 +167,32 @@ def run_baseline(args: argparse.Namespace) -> int:
                 f"top-1 {test['top1']:.4f}  top-5 {test['top5']:.4f}"
             )
     return 0
+
+
+def _multigrid_schedule(args: argparse.Namespace, config: Any, lrs: tuple[float, ...]) -> Any:
+    """The multigrid long cycle of ``opplan baseline --schedule multigrid`` (its defaults:
+    the graph's longest clip, the run's crop side and effective batch)."""
+    from opplan.baselines import MultigridSchedule
+    from opplan.engine.build import transform_config
+    from opplan.errors import ConfigError
+
+    if args.decay is not None and args.decay.strip().lower().replace("-", "") != "3step":
+        raise ConfigError("--decay: multigrid runs the 3-step decay (PySlowFast's stepwise lr)")
+    lengths = _ints("--lengths", args.lengths) if args.lengths else [max(config.graph.axes()[1])]
+    if len(lengths) != 1:
+        raise ConfigError(f"--lengths: multigrid takes the final clip length only, got {lengths}")
+    trainer = config.trainer
+    size = _ints("--size", args.size)[0] if args.size else None
+    batch = _ints("--batch", args.batch)[0] if args.batch else trainer.optim.effective_batch
+    return MultigridSchedule(
+        lengths[0],
+        size or transform_config(trainer.data).crop_size,
+        batch,
+        args.sampling,
+        _ints("--epochs", args.epochs)[0],
+        lrs,
+        trainer.optim.reference_batch,
+    )
 
 
 def _printer(console: Any, n_steps: int | None = None) -> Any:
