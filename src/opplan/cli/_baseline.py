@@ -54,6 +54,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--test-cells", action="store_true", help="also test every cell's best budget"
     )
     grid.add_argument("--plan", type=Path, help="a plan run directory to compare costs with")
+    grid.add_argument(
+        "--search",
+        choices=("asha", "hyperband", "topk"),
+        help="early-stopping search over the grid instead of every run in full: Optuna's "
+        "SuccessiveHalvingPruner (asha) or HyperbandPruner, or top-k (every run for "
+        "--probe-epochs, the --keep best finished); needs the 'hpo' extra for asha/hyperband",
+    )
+    grid.add_argument(
+        "--min-resource", default="1", help="asha/hyperband: epochs of the first rung (1)"
+    )
+    grid.add_argument(
+        "--reduction-factor", default="3", help="asha/hyperband: the halving rate eta (3)"
+    )
+    grid.add_argument("--probe-epochs", default="2", help="topk: epochs of every run (2)")
+    grid.add_argument("--keep", default="3", help="topk: runs finished (3)")
     _common(grid)
     grid.set_defaults(func=run_grid_command)
 
@@ -169,6 +184,51 @@ def run_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_search(args: argparse.Namespace, config: Any, spec: Any, views: Any, console: Any) -> int:
+    """``opplan grid --search``: the grid's schedules under ASHA, Hyperband or top-k."""
+    from opplan.baselines import grid_table
+    from opplan.baselines._search import run_search
+    from opplan.errors import ConfigError
+
+    if args.search != "topk":
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                f"--search {args.search} needs Optuna: pip install 'opplan[hpo]'"
+            ) from None
+    options = {
+        "min_resource": _ints("--min-resource", args.min_resource)[0],
+        "reduction_factor": _ints("--reduction-factor", args.reduction_factor)[0],
+        "probe_epochs": _ints("--probe-epochs", args.probe_epochs)[0],
+        "keep": _ints("--keep", args.keep)[0],
+    }
+    if options["reduction_factor"] < 2:
+        raise ConfigError(f"--reduction-factor: must be at least 2, got {args.reduction_factor}")
+    if options["keep"] > len(spec.schedules):
+        raise ConfigError(
+            f"--keep: {options['keep']} is more than the grid's {len(spec.schedules)} runs"
+        )
+    console.print(f"search: {args.search}")
+    results = run_search(
+        config,
+        spec,
+        args.out,
+        args.search,
+        resume=args.resume,
+        views=views,
+        log=console.print,
+        **options,
+    )
+    console.print(grid_table(results))
+    statuses = [r["status"] for r in results["runs"]]
+    console.print(
+        f"{statuses.count('complete')} runs finished, "
+        f"{len(statuses) - statuses.count('complete')} stopped early"
+    )
+    return 0
+
+
 def _multigrid_schedule(args: argparse.Namespace, config: Any, lrs: tuple[float, ...]) -> Any:
     """The multigrid long cycle of ``opplan baseline --schedule multigrid`` (its defaults:
     the graph's longest clip, the run's crop side and effective batch)."""
@@ -241,6 +301,8 @@ def run_grid_command(args: argparse.Namespace) -> int:
     check_video_states(config, states, f"{args.config}: grid")
     console = Console(highlight=False)
     console.print(f"[bold]opplan grid[/] {args.config} -> {args.out}: {len(spec.schedules)} runs")
+    if args.search is not None:
+        return _run_search(args, config, spec, views, console)
     results = run_grid(
         config,
         spec,
