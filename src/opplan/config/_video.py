@@ -18,7 +18,9 @@ class _Strict(BaseModel):
 class SyntheticConfig(_Strict):
     """Generate a built-in synthetic dataset into ``data.root`` if its lists are missing."""
 
-    task: Literal["order", "tempo"] = Field(description="order: uniform wins; tempo: consecutive")
+    task: Literal["order", "tempo", "relay"] = Field(
+        description="order: uniform wins; tempo: consecutive; relay: needs long spread clips"
+    )
     videos_per_class: PositiveInt = 40
     size: PositiveInt = Field(32, description="frame side in pixels")
     seed: int = 0
