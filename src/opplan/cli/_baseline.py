@@ -184,7 +184,9 @@ def run_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_search(args: argparse.Namespace, config: Any, spec: Any, views: Any, console: Any) -> int:
+def _run_search(
+    args: argparse.Namespace, config: Any, spec: Any, views: Any, console: Any
+) -> dict[str, Any]:
     """``opplan grid --search``: the grid's schedules under ASHA, Hyperband or top-k."""
     from opplan.baselines import grid_table
     from opplan.baselines._search import run_search
@@ -226,7 +228,7 @@ def _run_search(args: argparse.Namespace, config: Any, spec: Any, views: Any, co
         f"{statuses.count('complete')} runs finished, "
         f"{len(statuses) - statuses.count('complete')} stopped early"
     )
-    return 0
+    return results
 
 
 def _multigrid_schedule(args: argparse.Namespace, config: Any, lrs: tuple[float, ...]) -> Any:
@@ -302,17 +304,20 @@ def run_grid_command(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     console.print(f"[bold]opplan grid[/] {args.config} -> {args.out}: {len(spec.schedules)} runs")
     if args.search is not None:
-        return _run_search(args, config, spec, views, console)
-    results = run_grid(
-        config,
-        spec,
-        args.out,
-        resume=args.resume,
-        views=views,
-        test_cells=args.test_cells,
-        log=console.print,
-    )
-    console.print(grid_table(results))
+        if args.test_cells:
+            raise ConfigError("--test-cells goes with the full grid, not with --search")
+        results = _run_search(args, config, spec, views, console)
+    else:
+        results = run_grid(
+            config,
+            spec,
+            args.out,
+            resume=args.resume,
+            views=views,
+            test_cells=args.test_cells,
+            log=console.print,
+        )
+        console.print(grid_table(results))
     if args.plan is not None:
         comparison = compare_costs(plan_cost(args.plan, spec.reference_length), grid_cost(results))
         atomic_write_json(args.out / "cost_vs_plan.json", comparison)
