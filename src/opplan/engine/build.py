@@ -21,6 +21,7 @@ from opplan.engine.data import (
 )
 from opplan.engine.distributed import DistributedContext
 from opplan.engine.evaluate import EvalResult, evaluate_views
+from opplan.engine.modality import modality_model
 from opplan.engine.performance import PerformanceSettings
 from opplan.engine.settings import OptimSettings
 from opplan.engine.trainer import VideoTrainer
@@ -99,9 +100,11 @@ def _check_manifest(data: DataConfig, manifest: dict[str, Any]) -> None:
 
 
 def transform_config(data: DataConfig) -> TransformConfig:
+    from opplan.engine.modality import modality_transform
+
     if data.frame_size is not None:
-        return TransformConfig.scaled(data.frame_size, flip=data.flip)
-    return TransformConfig(flip=data.flip)
+        return modality_transform(data, TransformConfig.scaled(data.frame_size, flip=data.flip))
+    return modality_transform(data, TransformConfig(flip=data.flip))
 
 
 def make_model_factory(
@@ -211,7 +214,9 @@ def dataset_options(data: DataConfig) -> dict[str, Any]:
         options["reader_factory"] = DecodedCache(
             data.backend, data.frame_template, data.frame_start_index
         )
-    return options
+    from opplan.engine.modality import flow_dataset_options
+
+    return flow_dataset_options(data, options)  # flow folders: their own reader
 
 
 def resolve_device(device: str) -> torch.device:
@@ -282,7 +287,9 @@ def build_video_trainer(
         cudnn_benchmark=config.cudnn_benchmark,
     )
     trainer = VideoTrainer(
-        model_factory=make_model_factory(config.model, num_classes, log),
+        model_factory=make_model_factory(
+            modality_model(config.model, config.data), num_classes, log
+        ),
         train_records=plan_train,
         val_records=plan_val,
         checkpoint_dir=Path(run_dir) / "checkpoints",
@@ -326,7 +333,9 @@ def evaluate_checkpoint(
     ensure_dataset(config.data)
     records, num_classes = load_lists(config.data, split)
     absent = read_split(config.data, split).missing  # kept in the test list: reported
-    state, model = checkpoint_model(config.model, checkpoint, num_classes)
+    state, model = checkpoint_model(
+        modality_model(config.model, config.data), checkpoint, num_classes
+    )
     result = evaluate_views(
         model,
         records,
