@@ -13,7 +13,10 @@ TABLE is one of
   longer    is it only the budget? Table 4's best hand-tuned schedule retrained with the
             larger budgets ``--long-budgets`` (a grid scaled up to them would cost that
             much more per cell), against the planner; with ``--long-grid BUDGETS`` also the
-            whole grid at those budgets on the task's own sampling.
+            whole grid at those budgets on the task's own sampling;
+  peers     issue 20: the planner (default and paper's rule) against the best hand-tuned
+            schedule, multigrid, and ASHA / Hyperband / top-k over the grid, each seed its
+            own grid (``benchmarks/paper_peers.py``).
 
 Every run (plan, grid run, table-1 run) lives under ``--work/runs/<task>-<network>-seed<n>``
 and resumes when the command is repeated, so a cut table continues where it stopped, and
@@ -332,7 +335,14 @@ def _long_grid_row(
     )
 
 
+def peers(args: argparse.Namespace) -> list[str]:
+    from benchmarks.paper_peers import peers as peers_table
+
+    return peers_table(args, _header(args))
+
+
 TABLES = {
+    "peers": peers,
     "table1": table1,
     "table3": table3,
     "table4": table4,
@@ -390,6 +400,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-epochs", type=int, default=10, help="table1: epochs per step")
     parser.add_argument("--views", default="10x3")
     parser.add_argument("--frames", type=csv_arg(int), default=[64, 192], help="min,max per video")
+    from benchmarks.paper_peers import add_arguments
+
+    add_arguments(parser)
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     if args.grid_seeds is not None and args.seeds[0] not in args.grid_seeds:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from opplan.baselines._cost import Cost, compare_costs, grid_cost, plan_cost
 from opplan.baselines._grid import GridSpec, default_budgets, summarize_grid
+from opplan.baselines._multigrid import LONG_CYCLE, MultigridEpochs, MultigridSchedule
 from opplan.baselines._run import prepare_run_dir, run_grid, run_schedule, test_checkpoint
 from opplan.baselines._schedule import (
     DECAYS,
@@ -18,10 +19,13 @@ from opplan.baselines._tables import grid_markdown, grid_table
 
 __all__ = [
     "DECAYS",
+    "LONG_CYCLE",
     "Cost",
     "Decay",
     "GridSpec",
     "HandTunedSchedule",
+    "MultigridEpochs",
+    "MultigridSchedule",
     "compare_costs",
     "default_budgets",
     "grid_cost",

@@ -29,6 +29,7 @@ import torch
 import yaml
 
 from opplan.baselines._grid import GridSpec, summarize_grid
+from opplan.baselines._multigrid import MultigridSchedule
 from opplan.baselines._schedule import HandTunedSchedule
 from opplan.config import PlanConfig, VideoTrainerConfig, dump_config
 from opplan.engine.build import (
@@ -48,7 +49,7 @@ EpochCallback = Callable[[int, Any, int, dict[str, float]], None]
 
 def run_schedule(
     trainer: VideoTrainer,
-    schedule: HandTunedSchedule,
+    schedule: HandTunedSchedule | MultigridSchedule,
     run_dir: str | Path,
     reference_length: int,
     on_epoch: EpochCallback | None = None,

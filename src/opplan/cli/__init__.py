@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "opplan.cli._data",
     "opplan.cli._models",
     "opplan.cli._baseline",
+    "opplan.cli._fuse",
 )
 
 EXIT_BAD_INPUT = 2

@@ -19,11 +19,25 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     one = sub.add_parser("baseline", help="train one hand-tuned schedule (§5.3)")
     one.add_argument("config", type=Path, help="YAML config with a video trainer")
-    one.add_argument("--lengths", required=True, help="clip lengths in order, e.g. 16,64")
-    one.add_argument("--decay", required=True, help="3step or cosine")
+    one.add_argument(
+        "--schedule",
+        choices=("hand-tuned", "multigrid"),
+        default="hand-tuned",
+        help="hand-tuned (§5.3, the default) or multigrid (Wu et al. 2020, the long cycle)",
+    )
+    one.add_argument(
+        "--lengths",
+        help="clip lengths in order, e.g. 16,64 (multigrid: the final length, default the "
+        "graph's longest)",
+    )
+    one.add_argument("--decay", help="3step or cosine (hand-tuned; multigrid is 3-step)")
     one.add_argument("--epochs", required=True, help="total epochs over all lengths")
     one.add_argument("--sampling", required=True, help="consecutive or uniform")
     one.add_argument("--lrs", help="lrs, highest first (default: the config's graph lrs)")
+    one.add_argument("--size", help="multigrid: the final crop side (default: the run's crop)")
+    one.add_argument(
+        "--batch", help="multigrid: the final effective batch (default: optim.effective_batch)"
+    )
     _common(one)
     one.set_defaults(func=run_baseline)
 
@@ -40,6 +54,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--test-cells", action="store_true", help="also test every cell's best budget"
     )
     grid.add_argument("--plan", type=Path, help="a plan run directory to compare costs with")
+    grid.add_argument(
+        "--search",
+        choices=("asha", "hyperband", "topk"),
+        help="early-stopping search over the grid instead of every run in full: Optuna's "
+        "SuccessiveHalvingPruner (asha) or HyperbandPruner, or top-k (every run for "
+        "--probe-epochs, the --keep best finished); needs the 'hpo' extra for asha/hyperband",
+    )
+    grid.add_argument(
+        "--min-resource", default="1", help="asha/hyperband: epochs of the first rung (1)"
+    )
+    grid.add_argument(
+        "--reduction-factor", default="3", help="asha/hyperband: the halving rate eta (3)"
+    )
+    grid.add_argument("--probe-epochs", default="2", help="topk: epochs of every run (2)")
+    grid.add_argument("--keep", default="3", help="topk: runs finished (3)")
     _common(grid)
     grid.set_defaults(func=run_grid_command)
 
@@ -110,18 +139,23 @@ def run_baseline(args: argparse.Namespace) -> int:
     assert config.trainer.kind == "video"  # _video_config checked it
     check_out_dir(args.out)
     views = _views(args.views)
+    lrs = tuple(
+        _floats("--lrs", args.lrs) if args.lrs else sorted(config.graph.axes()[2], reverse=True)
+    )
     try:
-        schedule = HandTunedSchedule(
-            tuple(_ints("--lengths", args.lengths)),
-            parse_decay(args.decay),
-            args.sampling,
-            _ints("--epochs", args.epochs)[0],
-            tuple(
-                _floats("--lrs", args.lrs)
-                if args.lrs
-                else sorted(config.graph.axes()[2], reverse=True)
-            ),
-        )
+        if args.schedule == "multigrid":
+            schedule: Any = _multigrid_schedule(args, config, lrs)
+        else:
+            for option in ("lengths", "decay"):
+                if getattr(args, option) is None:
+                    raise ConfigError(f"--{option} is required for a hand-tuned schedule")
+            schedule = HandTunedSchedule(
+                tuple(_ints("--lengths", args.lengths)),
+                parse_decay(args.decay),
+                args.sampling,
+                _ints("--epochs", args.epochs)[0],
+                lrs,
+            )
     except ValueError as err:  # ConfigError included
         raise ConfigError(f"{args.config}: baseline: {err}") from None
     check_video_states(config, [step.state for step in schedule.steps()], "--lengths")
@@ -135,7 +169,8 @@ def run_baseline(args: argparse.Namespace) -> int:
         prepare_run_dir(run, config, "schedule.json", schedule.to_dict(), args.resume)
         steps = schedule.steps()
         console.print(f"[bold]opplan baseline[/] {schedule.name}: {len(steps)} steps")
-        reference = min(min(config.graph.axes()[1]), min(schedule.lengths))
+        lengths = [step.state.clip_length for step in steps]
+        reference = min(min(config.graph.axes()[1]), *lengths)
         result = run_schedule(trainer, schedule, run, reference, _printer(console, len(steps)))
         console.print(
             f"{schedule.name}: internal val top-1 {result['val_score']:.4f} after "
@@ -148,6 +183,81 @@ def run_baseline(args: argparse.Namespace) -> int:
                 f"top-1 {test['top1']:.4f}  top-5 {test['top5']:.4f}"
             )
     return 0
+
+
+def _run_search(
+    args: argparse.Namespace, config: Any, spec: Any, views: Any, console: Any
+) -> dict[str, Any]:
+    """``opplan grid --search``: the grid's schedules under ASHA, Hyperband or top-k."""
+    from opplan.baselines import grid_table
+    from opplan.baselines._search import run_search
+    from opplan.errors import ConfigError
+
+    if args.search != "topk":
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                f"--search {args.search} needs Optuna: pip install 'opplan[hpo]'"
+            ) from None
+    options = {
+        "min_resource": _ints("--min-resource", args.min_resource)[0],
+        "reduction_factor": _ints("--reduction-factor", args.reduction_factor)[0],
+        "probe_epochs": _ints("--probe-epochs", args.probe_epochs)[0],
+        "keep": _ints("--keep", args.keep)[0],
+    }
+    if options["reduction_factor"] < 2:
+        raise ConfigError(f"--reduction-factor: must be at least 2, got {args.reduction_factor}")
+    if options["keep"] > len(spec.schedules):
+        raise ConfigError(
+            f"--keep: {options['keep']} is more than the grid's {len(spec.schedules)} runs"
+        )
+    console.print(f"search: {args.search}")
+    results = run_search(
+        config,
+        spec,
+        args.out,
+        args.search,
+        resume=args.resume,
+        views=views,
+        log=console.print,
+        reduction_factor=options["reduction_factor"],
+        probe_epochs=options["probe_epochs"],
+        keep=options["keep"],
+    )
+    console.print(grid_table(results))
+    statuses = [r["status"] for r in results["runs"]]
+    console.print(
+        f"{statuses.count('complete')} runs finished, "
+        f"{len(statuses) - statuses.count('complete')} stopped early"
+    )
+    return results
+
+
+def _multigrid_schedule(args: argparse.Namespace, config: Any, lrs: tuple[float, ...]) -> Any:
+    """The multigrid long cycle of ``opplan baseline --schedule multigrid`` (its defaults:
+    the graph's longest clip, the run's crop side and effective batch)."""
+    from opplan.baselines import MultigridSchedule
+    from opplan.engine.build import transform_config
+    from opplan.errors import ConfigError
+
+    if args.decay is not None and args.decay.strip().lower().replace("-", "") != "3step":
+        raise ConfigError("--decay: multigrid runs the 3-step decay (PySlowFast's stepwise lr)")
+    lengths = _ints("--lengths", args.lengths) if args.lengths else [max(config.graph.axes()[1])]
+    if len(lengths) != 1:
+        raise ConfigError(f"--lengths: multigrid takes the final clip length only, got {lengths}")
+    trainer = config.trainer
+    size = _ints("--size", args.size)[0] if args.size else None
+    batch = _ints("--batch", args.batch)[0] if args.batch else trainer.optim.effective_batch
+    return MultigridSchedule(
+        lengths[0],
+        size or transform_config(trainer.data).crop_size,
+        batch,
+        args.sampling,
+        _ints("--epochs", args.epochs)[0],
+        lrs,
+        trainer.optim.reference_batch,
+    )
 
 
 def _printer(console: Any, n_steps: int | None = None) -> Any:
@@ -197,16 +307,21 @@ def run_grid_command(args: argparse.Namespace) -> int:
     check_video_states(config, states, f"{args.config}: grid")
     console = Console(highlight=False)
     console.print(f"[bold]opplan grid[/] {args.config} -> {args.out}: {len(spec.schedules)} runs")
-    results = run_grid(
-        config,
-        spec,
-        args.out,
-        resume=args.resume,
-        views=views,
-        test_cells=args.test_cells,
-        log=console.print,
-    )
-    console.print(grid_table(results))
+    if args.search is not None:
+        if args.test_cells:
+            raise ConfigError("--test-cells goes with the full grid, not with --search")
+        results = _run_search(args, config, spec, views, console)
+    else:
+        results = run_grid(
+            config,
+            spec,
+            args.out,
+            resume=args.resume,
+            views=views,
+            test_cells=args.test_cells,
+            log=console.print,
+        )
+        console.print(grid_table(results))
     if args.plan is not None:
         comparison = compare_costs(plan_cost(args.plan, spec.reference_length), grid_cost(results))
         atomic_write_json(args.out / "cost_vs_plan.json", comparison)

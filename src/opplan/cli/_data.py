@@ -1,6 +1,6 @@
 """``opplan data``: generate the built-in synthetic datasets and check a dataset's videos.
 
-- ``opplan data synth {order,tempo} --out DIR [--videos-per-class N --seed S --size PX]``
+- ``opplan data synth {order,tempo,relay} --out DIR [--videos-per-class N --seed S --size PX]``
 - ``opplan data check CONFIG`` (a YAML config): every list the config names, as the planner
   will read it (any ``data.format``): records, classes, missing and unreadable videos; exit 0
   when the data are usable, 2 otherwise. A dry run before a long plan.
@@ -36,11 +36,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="write a built-in synthetic dataset (H.264 mp4 + train/val/test lists)",
         description=(
             "Procedurally generate a synthetic video dataset: 'order' (the class is the order "
-            "of events over the whole video; uniform sampling should win) or 'tempo' (the "
-            "class is a fast local motion; consecutive sampling should win)."
+            "of events over the whole video; uniform sampling should win), 'tempo' (the "
+            "class is a fast local motion; consecutive sampling should win) or 'relay' (the "
+            "order of two events and the fast motion of each: needs long, spread clips)."
         ),
     )
-    synth.add_argument("task", choices=["order", "tempo"])
+    synth.add_argument("task", choices=["order", "tempo", "relay"])
     synth.add_argument("--out", required=True, type=Path, help="output directory")
     synth.add_argument("--videos-per-class", type=int, default=40, metavar="N")
     synth.add_argument("--seed", type=int, default=0, metavar="S")

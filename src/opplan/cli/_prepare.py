@@ -65,6 +65,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     prepare.add_argument("--frames", action="store_true", help="JPEG frames instead of H.264")
     prepare.add_argument(
+        "--flow",
+        choices=["tvl1"],
+        default=None,
+        help="two-direction TV-L1 optical flow per consecutive frame pair, ±20 px as uint8 "
+        "JPEG pairs (<video>/flow_x_00001.jpg, flow_y_00001.jpg; needs the 'flow' extra); "
+        "prepared.yaml reads it with data.modality: flow",
+    )
+    prepare.add_argument(
         "--workers",
         type=int,
         default=max(1, (os.cpu_count() or 2) - 1),
@@ -82,8 +90,14 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')}: must be positive")
     if args.fps is not None and args.fps <= 0:
         raise ConfigError("--fps: must be positive")
+    if args.flow is not None:
+        if args.frames:
+            raise ConfigError("--flow and --frames: choose one (flow writes its own folders)")
+        from opplan.video.flow import require_opencv_flow
+
+        require_opencv_flow()  # before any work
     options = PrepareOptions(short_side=args.short_side or None, gop=args.gop, fps=args.fps,
-                             frames=args.frames)  # fmt: skip
+                             frames=args.frames, flow=args.flow)  # fmt: skip
     report = prepare_dataset(args.config, args.out, options, workers=args.workers)
     bad = len(report["unreadable"])
     print(
@@ -178,8 +192,9 @@ def prepare_dataset(config_path: Path, out: Path, options: Any, *, workers: int 
     missing = {p for s in lists.values() for p in s.missing}
     records = {r.path: r for s in lists.values() for r in s.records}
     sources = [p for p in records if p not in missing]
+    folders = options.frames or options.flow is not None
     outputs = _outputs(sources + sorted(missing), Path(data.root) / data.videos, out,
-                       options.frames)  # fmt: skip
+                       folders)  # fmt: skip
     jobs = [PrepareJob(p, os.fspath(outputs[p]), data.frame_template, data.frame_start_index)
             for p in sources]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
@@ -210,7 +225,7 @@ def prepare_dataset(config_path: Path, out: Path, options: Any, *, workers: int 
             if result is None:
                 continue
             rel = os.path.relpath(result.output, out)
-            lines.append(f"{rel} {result.frames} {record.label}" if options.frames
+            lines.append(f"{rel} {result.frames} {record.label}" if folders
                          else f"{rel} {record.label}")  # fmt: skip
         atomic_write_text(out / f"{split}.txt", "".join(f"{line}\n" for line in lines))
         listed = len(lst.records) + (len(lst.missing) if split != "test" else 0)
@@ -222,7 +237,9 @@ def prepare_dataset(config_path: Path, out: Path, options: Any, *, workers: int 
     _write_config(config_path, out, options, lists, classes, pattern)
     report = {
         "source_config": os.fspath(config_path),
-        "options": {k: getattr(options, k) for k in ("short_side", "gop", "fps", "frames")},
+        "options": {
+            k: getattr(options, k) for k in ("short_side", "gop", "fps", "frames", "flow")
+        },
         "videos": len(sources) + len(missing),
         "prepared": len(done),
         "frames": sum(r.frames for r in done.values()),
@@ -239,7 +256,8 @@ def prepare_dataset(config_path: Path, out: Path, options: Any, *, workers: int 
 
 _LAYOUT_KEYS = ("format", "root", "split", "train_list", "val_list", "test_list", "labels_file",
                 "videos", "video_template", "missing", "group_pattern", "frame_template",
-                "frame_start_index", "synthetic", "allow_outside_root")  # fmt: skip
+                "frame_start_index", "synthetic", "allow_outside_root", "modality",
+                "flow_template")  # fmt: skip
 
 
 def _write_config(config_path: Path, out: Path, options: Any, lists: dict[str, Any],
@@ -255,13 +273,15 @@ def _write_config(config_path: Path, out: Path, options: Any, lists: dict[str, A
     data = {k: v for k, v in raw["trainer"]["data"].items() if k not in _LAYOUT_KEYS}
     data = {
         "root": os.path.abspath(out),
-        "format": "frame_list" if options.frames else "video_list",
+        "format": "frame_list" if options.frames or options.flow else "video_list",
         **{f"{s}_list": f"{s}.txt" if s in lists else None for s in SPLITS},
         **({"labels_file": "labels.txt"} if classes is not None else {}),
         **({"group_pattern": pattern} if pattern else {}),
         **data,
     }
-    if options.frames:
+    if options.flow:  # flow folders in MMAction2's layout, from pair 1
+        data.update(modality="flow", flow_template="flow_{axis}_{:05d}.jpg", backend="frames")
+    elif options.frames:
         data["backend"] = "frames"
     elif data.get("backend") == "frames":
         data["backend"] = "auto"

@@ -18,7 +18,9 @@ class _Strict(BaseModel):
 class SyntheticConfig(_Strict):
     """Generate a built-in synthetic dataset into ``data.root`` if its lists are missing."""
 
-    task: Literal["order", "tempo"] = Field(description="order: uniform wins; tempo: consecutive")
+    task: Literal["order", "tempo", "relay"] = Field(
+        description="order: uniform wins; tempo: consecutive; relay: needs long spread clips"
+    )
     videos_per_class: PositiveInt = 40
     size: PositiveInt = Field(32, description="frame side in pixels")
     seed: int = 0
@@ -128,6 +130,16 @@ class DataConfig(_Strict):
     )
     frame_template: str = Field("img_{:05d}.jpg", description="frame file names of frame folders")
     frame_start_index: Annotated[int, Field(ge=0)] = Field(1, description="first frame number")
+    modality: Literal["rgb", "flow"] = Field(
+        "rgb",
+        description="rgb: frames or encoded videos; flow: folders of x/y flow JPEG pairs "
+        "(the two-stream networks' flow stream, §5.5; `opplan data prepare --flow tvl1`)",
+    )
+    flow_template: str = Field(
+        "flow_{axis}_{:05d}.jpg",
+        description="flow file names: {axis} is x or y, {} the pair number (from "
+        "frame_start_index); '{axis}_{:05d}.jpg' reads the dense_flow tool's folders",
+    )
     num_classes: PositiveInt | None = Field(
         None, description="default: the class names' count, or max label + 1"
     )
@@ -172,6 +184,15 @@ class DataConfig(_Strict):
                 re.compile(self.group_pattern)
             except re.error as err:
                 raise ValueError(f"group_pattern: not a regular expression: {err}") from None
+        if self.modality == "flow":
+            try:
+                self.flow_template.format(1, axis="x")
+            except (IndexError, KeyError, ValueError) as err:
+                raise ValueError(f"flow_template {self.flow_template!r}: {err}") from None
+            if "{axis}" not in self.flow_template:
+                raise ValueError(
+                    f"flow_template {self.flow_template!r} must contain {{axis}} (x or y)"
+                )
         if self.format in ("ucf101", "ssv1", "ssv2") and self.labels_file is None:
             raise ValueError(f"format {self.format} needs labels_file")
         return self

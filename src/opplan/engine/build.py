@@ -25,6 +25,7 @@ from opplan.engine.data_build import dataset_options, ensure_dataset, transform_
 from opplan.engine.decoded_cache import DecodedCache
 from opplan.engine.distributed import DistributedContext
 from opplan.engine.evaluate import EvalResult, evaluate_views
+from opplan.engine.modality import modality_model
 from opplan.engine.model_init import checkpoint_model, make_model_factory
 from opplan.engine.performance import PerformanceSettings
 from opplan.engine.settings import OptimSettings
@@ -118,7 +119,9 @@ def build_video_trainer(
         cudnn_benchmark=config.cudnn_benchmark,
     )
     trainer = VideoTrainer(
-        model_factory=make_model_factory(config.model, num_classes, log),
+        model_factory=make_model_factory(
+            modality_model(config.model, config.data), num_classes, log
+        ),
         train_records=plan_train,
         val_records=plan_val,
         checkpoint_dir=Path(run_dir) / "checkpoints",
@@ -162,7 +165,9 @@ def evaluate_checkpoint(
     ensure_dataset(config.data)
     records, num_classes = load_lists(config.data, split)
     absent = read_split(config.data, split).missing  # kept in the test list: reported
-    state, model = checkpoint_model(config.model, checkpoint, num_classes)
+    state, model = checkpoint_model(
+        modality_model(config.model, config.data), checkpoint, num_classes
+    )
     result = evaluate_views(
         model,
         records,

@@ -64,9 +64,11 @@ def _check_manifest(data: DataConfig, manifest: dict[str, Any]) -> None:
 
 
 def transform_config(data: DataConfig) -> TransformConfig:
+    from opplan.engine.modality import modality_transform
+
     if data.frame_size is not None:
-        return TransformConfig.scaled(data.frame_size, flip=data.flip)
-    return TransformConfig(flip=data.flip)
+        return modality_transform(data, TransformConfig.scaled(data.frame_size, flip=data.flip))
+    return modality_transform(data, TransformConfig(flip=data.flip))
 
 
 def dataset_options(data: DataConfig) -> dict[str, Any]:
@@ -80,4 +82,6 @@ def dataset_options(data: DataConfig) -> dict[str, Any]:
         options["reader_factory"] = DecodedCache(
             data.backend, data.frame_template, data.frame_start_index
         )
-    return options
+    from opplan.engine.modality import flow_dataset_options
+
+    return flow_dataset_options(data, options)  # flow folders: their own reader

@@ -231,7 +231,9 @@ def dry_step(
 
     def step() -> None:
         net = model.to(device).train()
-        clips = torch.randn(batch, 3, *thw, device=device)
+        convs = (m.in_channels for m in net.modules() if isinstance(m, nn.Conv3d))
+        channels = next(convs, 3)  # the input's channels: 3 (RGB) or 2 (flow)
+        clips = torch.randn(batch, channels, *thw, device=device)
         if channels_last:
             net, clips = net.to(memory_format=torch.channels_last_3d), to_channels_last(clips)
         trainable = [p for p in net.parameters() if p.requires_grad]

@@ -3,7 +3,8 @@ once planning has found the path (§5.2). Resumable from the last epoch checkpoi
 
 A step may carry a per-epoch learning-rate list (``lrs``) instead of its state's constant lr:
 that is how the cosine decay of the hand-tuned baselines (§5.3, ``opplan.baselines``) runs on
-this same loop.
+this same loop; a step may also carry its own effective ``batch`` (multigrid's long cycle,
+``opplan.baselines``), its lr then scaled linearly to it by the trainer.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,13 +39,19 @@ class RecipeStep:
     Args:
         lrs: optional learning rate of each epoch (length ``epochs``, at the reference batch
             like ``state.lr``); ``None`` keeps ``state.lr`` for the whole step.
+        batch: optional effective batch of the step; ``None`` keeps the trainer's.
     """
 
     state: TrainingState
     epochs: int
     lrs: tuple[float, ...] | None = None
+    batch: int | None = None
 
     def __post_init__(self) -> None:
+        if self.batch is not None and (
+            isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1
+        ):
+            raise ValueError(f"batch must be a positive integer, got {self.batch!r}")
         if self.lrs is None:
             return
         lrs = tuple(self.lrs)
@@ -58,6 +66,8 @@ class RecipeStep:
         out: dict[str, Any] = {**self.state.to_dict(), "epochs": self.epochs}
         if self.lrs is not None:
             out["lrs"] = list(self.lrs)
+        if self.batch is not None:
+            out["batch"] = self.batch
         return out
 
 
@@ -76,6 +86,9 @@ class _Step(BaseModel):
     )
     size: Annotated[int, Field(strict=True, ge=8)] | None = Field(
         None, description="the step's crop side (opplan.engine.state_axes); none: the run's"
+    )
+    batch: Annotated[int, Field(strict=True, ge=1)] | None = Field(
+        None, description="the step's effective batch (lr scaled to it); none: the run's"
     )
 
 
@@ -123,7 +136,8 @@ def read_recipe(path: str | Path) -> list[RecipeStep]:
         try:
             extra = () if raw.size is None else (("size", raw.size),)
             state = TrainingState(raw.sampling, raw.clip_length, raw.lr, extra)
-            step = RecipeStep(state, raw.epochs, None if raw.lrs is None else tuple(raw.lrs))
+            lrs = None if raw.lrs is None else tuple(raw.lrs)
+            step = RecipeStep(state, raw.epochs, lrs, raw.batch)
         except ValueError as err:
             raise ConfigError(f"{p}: invalid recipe: steps[{k}]: {err}") from None
         steps.append(step)
@@ -134,6 +148,19 @@ def recipe_hash(steps: Sequence[RecipeStep]) -> str:
     """Identity of a recipe's steps (states, epochs, per-epoch lrs), kept in the journal."""
     canonical = json.dumps([s.to_dict() for s in steps], sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _step_optim(base: Any, step: RecipeStep) -> Any:
+    """The trainer's optimization settings with the step's effective batch (if it has one)."""
+    return base if step.batch is None else replace(base, effective_batch=step.batch)
+
+
+@contextmanager
+def _restored_optim(trainer: VideoTrainer, optim: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        trainer.optim = optim
 
 
 def train_recipe(
@@ -164,13 +191,15 @@ def train_recipe(
     history: list[dict[str, Any]] = []
     if journal is None:
         journal = Journal(run / "train_journal.jsonl") if is_main else ReplicaJournal()
-    with journal:
+    base_optim = trainer.optim
+    with journal, _restored_optim(trainer, base_optim):
         for k, step in enumerate(steps):
             events = done.get(k, [])
             history.extend(events)
             if len(events) >= step.epochs:
                 previous = events[-1]["checkpoint"]
                 continue
+            trainer.optim = _step_optim(base_optim, step)
             if events:
                 trainer.resume(step.state, events[-1]["checkpoint"])
             else:

@@ -12,7 +12,9 @@ How each part is set (``layerK`` ↔ ``res{K+1}``)::
     3×1×1 temporal conv -> identity: centre tap = I, other taps = 0     P3D-A
                            and the BN after it is the identity (γ=1, β=0, μ=0, σ²=1-eps)
     P3D-B/C temporal    -> same kernel, but its BN has γ=0: the added branch starts at zero
-    stem 7×7            -> one tap of the k_t×7×7 kernel (``stem="center"``), others 0
+    stem 7×7            -> one tap of the k_t×7×7 kernel (``stem="center"``), others 0;
+                           a flow stem (2 inputs) takes the RGB kernel's mean over R, G, B
+                           for each input (TSN's cross-modality initialisation)
     layer4              -> res5 and, for DG-P3D, also spatial_res5 (stride 1, same weights)
     fc, heads, global context: not copied (heads are new; the context FC starts at zero)
 
@@ -120,6 +122,14 @@ def _identity_temporal(conv: P3DConv) -> None:
         bn.running_var.fill_(1.0 - bn.eps)  # (x - 0) / sqrt(σ² + eps) == x exactly
 
 
+def _cross_modality(w2d: Tensor, channels: int) -> Tensor:
+    """An RGB first kernel for ``channels`` inputs (flow: 2): the mean over R, G, B repeated
+    per channel (TSN's cross-modality initialisation, Wang et al. 2016); 3 keeps it."""
+    if w2d.shape[1] == channels or w2d.shape[1] != 3:
+        return w2d
+    return w2d.mean(dim=1, keepdim=True).repeat(1, channels, 1, 1)
+
+
 def _stem_kernel(w2d: Tensor, kernel_t: int, mode: str) -> Tensor:
     w = w2d.new_zeros(w2d.shape[0], w2d.shape[1], kernel_t, *w2d.shape[2:])
     if mode == "mean":
@@ -180,7 +190,7 @@ def inflate_from_2d(
             dest = target[key3d]
             src = value
             if key3d == "stem.conv.weight" and src.dim() == 4:
-                src = _stem_kernel(src, dest.shape[2], stem)
+                src = _stem_kernel(_cross_modality(src, dest.shape[1]), dest.shape[2], stem)
             elif src.dim() == 4 and dest.dim() == 5:
                 src = src.unsqueeze(2)  # k×k -> 1×k×k
             if src.shape != dest.shape:

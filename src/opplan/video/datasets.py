@@ -174,7 +174,7 @@ class VideoClipDataset(Dataset[tuple[torch.Tensor, int, int]]):
         (so the default collate batches it with readable ones) and the index ``-1 - video``,
         which tells the evaluator to give it no weight, and which video it was."""
         size = self.config.test_crop_size if self.mode == "test" else self.config.crop_size
-        zeros = torch.zeros(3, self.sampler.clip_length, size, size)
+        zeros = torch.zeros(self.config.channels, self.sampler.clip_length, size, size)
         return zeros, self.records[video].label, -1 - video
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, int, int]:

@@ -34,7 +34,8 @@ FRAME_TEMPLATE = "img_{:05d}.jpg"  # MMAction2's raw-frame layout, first frame =
 class PrepareOptions:
     """How to prepare: ``short_side`` (None keeps the size; smaller videos are never scaled
     up), keyframe interval ``gop``, constant output rate ``fps`` (None: one output frame per
-    decoded frame, indices unchanged), ``frames`` (JPEG frames instead of H.264)."""
+    decoded frame, indices unchanged), ``frames`` (JPEG frames instead of H.264), ``flow``
+    (``"tvl1"``: TV-L1 flow JPEG pairs instead, :mod:`opplan.video.flow`)."""
 
     short_side: int | None = 256
     gop: int = 16
@@ -43,6 +44,7 @@ class PrepareOptions:
     crf: int = 23
     preset: str = "veryfast"
     jpeg_quality: int = 90
+    flow: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,14 @@ def _extract(job: PrepareJob, options: PrepareOptions, tmp: Path) -> int:
     return count
 
 
+def _flow(job: PrepareJob, options: PrepareOptions, tmp: Path) -> int:
+    from opplan.video.flow import extract_flow
+
+    frames = (_upright(frame, rotation, options.short_side).to_ndarray()
+              for frame, rotation in _resampled(_source_frames(job), options.fps))  # fmt: skip
+    return extract_flow(frames, tmp)  # a failure: prepare_video removes tmp
+
+
 def _temp_name(output: Path) -> Path:
     """A fixed temporary name beside the output: a killed run's leftover is found again."""
     return output.with_name(f".{output.name}.part")
@@ -193,11 +203,13 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _count(output: Path) -> int | None:
+def _count(output: Path, flow: bool = False) -> int | None:
     """Frames of a finished output (renamed into place, so complete), None if unreadable."""
-    from opplan.video.io import VideoReadError, open_video
+    from opplan.video.io import FlowFramesReader, VideoReadError, open_video
 
     try:
+        if flow:
+            return FlowFramesReader(output).num_frames
         with open_video(output, frame_template=FRAME_TEMPLATE) as reader:
             return reader.num_frames
     except (VideoReadError, OSError):
@@ -215,7 +227,7 @@ def prepare_video(job: PrepareJob, options: PrepareOptions, journal: str | None 
     from opplan.video.io import VideoReadError
 
     output = Path(job.output)
-    if output.exists() and (frames := _count(output)) is not None:
+    if output.exists() and (frames := _count(output, options.flow is not None)) is not None:
         result = PrepareResult(job.source, job.output, frames=frames, skipped=True)
         _append(journal, result)
         return result
@@ -224,7 +236,9 @@ def prepare_video(job: PrepareJob, options: PrepareOptions, journal: str | None 
     output.parent.mkdir(parents=True, exist_ok=True)
     rate = Fraction(options.fps).limit_denominator(1001) if options.fps else None
     try:
-        if options.frames:
+        if options.flow is not None:
+            count = _flow(job, options, tmp)
+        elif options.frames:
             count = _extract(job, options, tmp)
         else:
             count = _encode(job, options, tmp, rate or _input_rate(job))

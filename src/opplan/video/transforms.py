@@ -10,6 +10,11 @@
 A clip is one ``tv_tensors.Video`` so every random parameter is drawn once per clip and shared
 by all its frames. Output: float32 C x T x H x W, normalized with ``mean``/``std``.
 
+Optical flow (``modality="flow"``, §5.5's flow stream): uint8 (T, H, W, 2) x/y frames, the
+same resize and crops, normalised around 128 (``FLOW_MEAN``/``FLOW_STD``, MMAction2's); a
+horizontal flip mirrors the frames and negates the x channel (``255 - x``, MMAction2's
+``iminvert``: the quantised flow is symmetric about 127.5).
+
 Example:
     >>> import numpy as np
     >>> cfg = TransformConfig.scaled(32)  # sizes for the 32-px synthetic data
@@ -32,9 +37,12 @@ from torchvision.transforms.v2 import functional as F
 from opplan.errors import ConfigError
 
 __all__ = [
+    "FLOW_MEAN",
+    "FLOW_STD",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ClipTransform",
+    "FlowFlip",
     "Mode",
     "TransformConfig",
     "build_transform",
@@ -46,6 +54,8 @@ __all__ = [
 Mode = Literal["train", "plan_eval", "test"]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+FLOW_MEAN = (128 / 255, 128 / 255)
+FLOW_STD = (128 / 255, 128 / 255)
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ class TransformConfig:
         flip: random horizontal flip when training.
         mean: per-channel mean (0-1 scale).
         std: per-channel standard deviation (0-1 scale).
+        modality: ``"rgb"`` (3 channels) or ``"flow"`` (2: x, y; flip negates x).
         uint8: the transforms end with uint8 (C, T, H, W) clips, a quarter of the bytes to
             move from the DataLoader workers; :func:`normalize_clips` then converts and
             normalizes them on the training device (the same arithmetic, the same bits on
@@ -71,9 +82,10 @@ class TransformConfig:
     eval_short_side: int = 256
     test_crop_size: int = 256
     flip: bool = True
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
     uint8: bool = False
+    modality: Literal["rgb", "flow"] = "rgb"
 
     def __post_init__(self) -> None:
         lo, hi = self.scale_range
@@ -89,8 +101,19 @@ class TransformConfig:
                 f"test_crop_size {self.test_crop_size} exceeds eval_short_side "
                 f"{self.eval_short_side}"
             )
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ConfigError(f"mean/std need 3 values and std > 0, got {self.mean}, {self.std}")
+        if self.modality not in ("rgb", "flow"):
+            raise ConfigError(f"modality must be 'rgb' or 'flow', got {self.modality!r}")
+        n = self.channels
+        if len(self.mean) != n or len(self.std) != n or min(self.std) <= 0:
+            raise ConfigError(
+                f"mean/std need {n} values ({self.modality}) and std > 0, got {self.mean}, "
+                f"{self.std}"
+            )
+
+    @property
+    def channels(self) -> int:
+        """Input channels of a clip: 3 (RGB) or 2 (flow x, y)."""
+        return 2 if self.modality == "flow" else 3
 
     @classmethod
     def scaled(cls, frame_size: int, **overrides: object) -> TransformConfig:
@@ -111,10 +134,13 @@ class TransformConfig:
 
 
 def to_video(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
-    """uint8 (T, H, W, 3) frames -> ``tv_tensors.Video`` (T, 3, H, W)."""
+    """uint8 (T, H, W, C) frames -> ``tv_tensors.Video`` (T, C, H, W); C = 3 (RGB) or 2
+    (flow x, y)."""
     tensor = torch.as_tensor(frames)
-    if tensor.ndim != 4 or tensor.shape[-1] != 3:
-        raise ValueError(f"expected frames (T, H, W, 3), got {tuple(tensor.shape)}")
+    if tensor.ndim != 4 or tensor.shape[-1] not in (2, 3):
+        raise ValueError(
+            f"expected frames (T, H, W, 3) or (T, H, W, 2), got {tuple(tensor.shape)}"
+        )
     return tv_tensors.Video(tensor.permute(0, 3, 1, 2))
 
 
@@ -129,6 +155,22 @@ def three_crop(video: torch.Tensor, size: int, index: int) -> torch.Tensor:
     else:
         top = (0, top, height - size)[index]
     return F.crop(video, top, left, size, size)
+
+
+class FlowFlip(torch.nn.Module):
+    """Random horizontal flip of a uint8 flow clip (T, 2, H, W): mirrored, and the x channel
+    negated (``255 - x``), so the flow still describes the flipped motion."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        if torch.rand(1).item() >= self.p:
+            return video
+        flipped: torch.Tensor = F.horizontal_flip(video)
+        flipped[:, 0] = 255 - flipped[:, 0]
+        return flipped
 
 
 class _Finish(torch.nn.Module):
@@ -199,7 +241,7 @@ def build_transform(cfg: TransformConfig, mode: Mode, *, crop_index: int = 1) ->
             v2.RandomCrop(cfg.crop_size),
         ]
         if cfg.flip:
-            steps.append(v2.RandomHorizontalFlip())
+            steps.append(FlowFlip() if cfg.modality == "flow" else v2.RandomHorizontalFlip())
         spatial = v2.Compose(steps)
     elif mode == "plan_eval":
         spatial = v2.Compose(

@@ -21,6 +21,7 @@ from opplan.video.io._base import (
     decoder_threads,
 )
 from opplan.video.io._decord import DecordReader, require_decord
+from opplan.video.io._flow import FlowFramesReader, FlowOpener, check_flow_template
 from opplan.video.io._frames import ArrayReader, FramesDirReader
 from opplan.video.io._pyav import PyAVReader
 from opplan.video.io._torchcodec import TorchCodecReader, require_torchcodec
@@ -30,12 +31,15 @@ __all__ = [
     "Backend",
     "DecodeStats",
     "DecordReader",
+    "FlowFramesReader",
+    "FlowOpener",
     "FramesDirReader",
     "PyAVReader",
     "TorchCodecReader",
     "VideoReadError",
     "VideoReader",
     "check_backend",
+    "check_flow_template",
     "check_indices",
     "decoder_threads",
     "open_video",

@@ -76,7 +76,8 @@ class FramesDirReader(VideoReader):
 
 
 class ArrayReader(VideoReader):
-    """Frames already in memory, uint8 (T, H, W, 3) — tests, caches and generated data.
+    """Frames already in memory, uint8 (T, H, W, 3) — tests, caches and generated data
+    (or (T, H, W, 2): optical flow, x and y).
 
     Example:
         >>> import numpy as np
@@ -87,8 +88,10 @@ class ArrayReader(VideoReader):
 
     def __init__(self, frames: np.ndarray, *, path: str = "<memory>") -> None:
         frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"expected uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+        if frames.ndim != 4 or frames.shape[-1] not in (2, 3) or frames.dtype != np.uint8:
+            raise ValueError(
+                f"expected uint8 (T, H, W, 3) or (T, H, W, 2), got {frames.dtype} {frames.shape}"
+            )
         self.path = path
         self.stats = DecodeStats()
         self._frames = frames

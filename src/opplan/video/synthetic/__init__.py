@@ -1,12 +1,14 @@
 """Built-in synthetic video datasets, the embedded default (no download).
 
-Two procedurally generated tasks with opposite temporal character, so that the choice between
+Procedurally generated tasks with opposite temporal character, so that the choice between
 the paper's two samplings (§3.1) is a real question:
 
 - ``order``: the class is the order of three events over the whole video (like
   Something-Something) — uniform sampling should win at equal clip length;
 - ``tempo``: the class is a fast local motion (speed, direction, blink frequency; like
-  Kinetics) that sparse uniform sampling aliases — consecutive sampling should win.
+  Kinetics) that sparse uniform sampling aliases — consecutive sampling should win;
+- ``relay``: the order of two events and the fast motion of each (beyond the paper) —
+  neither sampling saturates with short clips.
 
 Example:
     >>> from opplan.video.synthetic import generate_dataset

@@ -16,24 +16,30 @@ from typing import Literal
 import numpy as np
 
 from opplan.errors import ConfigError
-from opplan.video.synthetic import _order, _tempo
+from opplan.video.synthetic import _order, _relay, _tempo
 from opplan.video.synthetic._scene import SceneConfig
 from opplan.video.synthetic._writer import write_mp4
 
 __all__ = ["TASKS", "SyntheticTask", "generate_dataset", "render_video"]
 
-SyntheticTask = Literal["order", "tempo"]
+SyntheticTask = Literal["order", "tempo", "relay"]
 
 _RENDER: dict[str, Callable[[np.random.Generator, SceneConfig, int], np.ndarray]] = {
     "order": _order.render_order,
     "tempo": _tempo.render_tempo,
+    "relay": _relay.render_relay,
 }
 _NAMES: dict[str, Callable[[int], str]] = {
     "order": _order.class_name,
     "tempo": _tempo.class_name,
+    "relay": _relay.class_name,
 }
-TASKS: dict[str, int] = {"order": len(_order.ORDER_CLASSES), "tempo": len(_tempo.TEMPO_CLASSES)}
-_TASK_IDS = {"order": 1, "tempo": 2}
+TASKS: dict[str, int] = {
+    "order": len(_order.ORDER_CLASSES),
+    "tempo": len(_tempo.TEMPO_CLASSES),
+    "relay": len(_relay.RELAY_CLASSES),
+}
+_TASK_IDS = {"order": 1, "tempo": 2, "relay": 3}
 _SPLITS = ("train", "val", "test")
 
 
@@ -97,7 +103,8 @@ def generate_dataset(
     paths relative to ``out``), ``out/classes.txt`` and ``out/manifest.json``.
 
     Args:
-        task: ``"order"`` (uniform sampling should win) or ``"tempo"`` (consecutive should win).
+        task: ``"order"`` (uniform sampling should win), ``"tempo"`` (consecutive should win)
+            or ``"relay"`` (needs both: long clips spread over the video).
         out: output directory (created).
         videos_per_class: videos per class, split into train/val/test by ``fractions``.
         seed: the dataset is a deterministic function of the seed and the options.

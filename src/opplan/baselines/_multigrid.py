@@ -1,0 +1,188 @@
+"""Multigrid training (Wu et al., 2020; PySlowFast's ``slowfast/utils/multigrid.py``) as a
+schedule of recipe steps: what a user would run instead of planning (beyond the paper).
+
+The long cycle trains on coarse (time, space) shapes first, ``LONG_CYCLE`` factors
+(0.25, 0.707), (0.5, 0.707), (0.5, 1), (1, 1) of the final clip length and crop side, with
+the batch scaled to keep ``B * T * H * W`` constant and the learning rate scaled linearly
+with it (the trainer's linear-scaling rule, ``lr * batch / reference_batch``). As in
+PySlowFast's ``get_long_cycle_schedule``: the long cycle repeats within every learning-rate
+stage but the last (3-step decay), each shape getting epochs proportional to its batch
+factor (equal iterations per shape); the last stage fine-tunes at the full shape with the
+same iteration saving; all epochs are then rescaled to the requested total and cut at the
+rounded cumulative epoch, so a shape whose share rounds to 0 epochs is dropped (only at
+budgets too small for 4 shapes per stage); the last epoch is always at the full shape.
+
+The short cycle (a different crop size every iteration within an epoch) is not
+implemented: the video trainer builds one dataset, transform and micro-batch plan per
+state and epoch (:meth:`opplan.engine.trainer.VideoTrainer.train_epoch`), so a per-iteration
+size would need a second batching path through the loader; see docs/results.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from opplan.baselines._schedule import _boundaries
+from opplan.engine.recipe import RecipeStep
+from opplan.planning.state import SAMPLINGS, TrainingState
+
+__all__ = ["LONG_CYCLE", "MultigridEpochs", "MultigridSchedule"]
+
+#: (time, space) factors of the long cycle, coarse to fine (PySlowFast's defaults)
+LONG_CYCLE: tuple[tuple[float, float], ...] = (
+    (0.25, 0.5**0.5),
+    (0.5, 0.5**0.5),
+    (0.5, 1.0),
+    (1.0, 1.0),
+)
+
+
+@dataclass(frozen=True)
+class MultigridEpochs:
+    """A run of epochs at one shape: clip length, crop side, effective batch, the lr at the
+    reference batch (``lr``, the state's) and the lr the optimizer uses (``scaled_lr``)."""
+
+    stage: int
+    clip_length: int
+    size: int
+    batch: int
+    lr: float
+    scaled_lr: float
+    epochs: int
+
+
+@dataclass(frozen=True)
+class MultigridSchedule:
+    """The multigrid long cycle over ``epochs`` epochs ending at ``clip_length`` x ``size``
+    with ``batch`` clips per step; ``lrs`` are the 3-step decay's learning rates at
+    ``reference_batch`` (the trainer's ``optim.reference_batch``), highest first.
+
+    Example:
+        >>> s = MultigridSchedule(16, 32, 16, "uniform", 24, (0.1, 0.01, 0.001))
+        >>> [(e.clip_length, e.size, e.batch, e.epochs) for e in s.expand()][:4]
+        [(4, 23, 124, 6), (8, 23, 62, 2), (8, 32, 32, 2), (16, 32, 16, 1)]
+        >>> s.name
+        'multigrid-uniform-16f-32px-b16-e24'
+    """
+
+    clip_length: int
+    size: int
+    batch: int
+    sampling: str
+    epochs: int
+    lrs: tuple[float, ...]
+    reference_batch: int = 16
+
+    def __post_init__(self) -> None:
+        for field in ("clip_length", "size", "batch", "epochs", "reference_batch"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{field} must be a positive integer, got {value!r}")
+        if self.size < 12:  # the coarsest shape's side, size / sqrt(2), must stay >= 8 px
+            raise ValueError(f"size must be at least 12 pixels, got {self.size}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        lrs = tuple(float(x) for x in self.lrs)
+        if not lrs or any(not (math.isfinite(x) and x > 0) for x in lrs):
+            raise ValueError(f"lrs must be positive numbers, got {self.lrs!r}")
+        if list(lrs) != sorted(lrs, reverse=True):
+            raise ValueError(f"lrs must be given highest first, got {lrs}")
+        if len(lrs) < 2:
+            raise ValueError("multigrid needs at least 2 lrs (long cycles, then fine-tuning)")
+        if self.epochs < len(lrs):
+            raise ValueError(f"epochs must be at least {len(lrs)} (one per lr), got {self.epochs}")
+        object.__setattr__(self, "lrs", lrs)
+
+    @property
+    def name(self) -> str:
+        return (
+            f"multigrid-{self.sampling}-{self.clip_length}f-{self.size}px-b{self.batch}"
+            f"-e{self.epochs}"
+        )
+
+    def shapes(self) -> list[tuple[int, int, int]]:
+        """(clip length, size, batch) of each long-cycle shape: ``B * T * S**2`` kept."""
+        volume = self.batch * self.clip_length * self.size**2
+        out = []
+        for t_factor, s_factor in LONG_CYCLE:
+            t = max(1, round(self.clip_length * t_factor))
+            s = round(self.size * s_factor)
+            out.append((t, s, max(1, round(volume / (t * s * s)))))
+        return out
+
+    def expand(self) -> list[MultigridEpochs]:
+        """The schedule: PySlowFast's long-cycle epochs, rescaled to ``epochs``."""
+        shapes = self.shapes()
+        factors = [b / self.batch for _, _, b in shapes]  # batch factors (avg_bs there)
+        bounds = _boundaries(self.epochs, len(self.lrs))
+        raw: list[tuple[int, tuple[int, int, int], float]] = []
+        iterations = 0.0
+        for stage in range(len(self.lrs) - 1):
+            stage_epochs = bounds[stage + 1] - bounds[stage]
+            for shape, factor in zip(shapes, factors, strict=True):
+                epochs = stage_epochs * factor / sum(factors)
+                iterations += epochs / factor
+                raw.append((stage, shape, epochs))
+        saving = bounds[-2] / iterations  # iterations of full-shape epochs / multigrid's
+        final = len(self.lrs) - 1
+        raw.append((final, shapes[-1], (bounds[-1] - bounds[-2]) / saving * factors[-1]))
+        scale = self.epochs / sum(r[2] for r in raw)
+        out: list[MultigridEpochs] = []
+        total, done = 0.0, 0
+        for k, (stage, (t, s, b), epochs) in enumerate(raw):
+            total += epochs * scale
+            # the last epoch always fine-tunes at the full shape and the last lr
+            end = round(total) if k == len(raw) - 1 else min(round(total), self.epochs - 1)
+            if end > done:
+                lr = self.lrs[stage]
+                scaled = float(f"{lr * b / self.reference_batch:.6g}")
+                out.append(MultigridEpochs(stage, t, s, b, lr, scaled, end - done))
+                done = end
+        return out
+
+    def steps(self) -> list[RecipeStep]:
+        """One recipe step per shape run: state (sampling, length, lr, size), epochs, batch."""
+        return [
+            RecipeStep(
+                TrainingState(self.sampling, e.clip_length, e.lr, (("size", e.size),)),
+                e.epochs,
+                batch=e.batch,
+            )
+            for e in self.expand()
+        ]
+
+    def weighted_epochs(self, reference_length: int) -> float:
+        """Epochs weighted by clip length and area, ``epochs * T/ref * (S/size)**2``: the
+        compute of an epoch at a smaller crop shrinks with its pixels (for the full size
+        this is the hand-tuned schedules' clip-length weighting)."""
+        return sum(
+            e.epochs * e.clip_length / reference_length * (e.size / self.size) ** 2
+            for e in self.expand()
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": "multigrid",
+            "clip_length": self.clip_length,
+            "size": self.size,
+            "batch": self.batch,
+            "sampling": self.sampling,
+            "epochs": self.epochs,
+            "lrs": list(self.lrs),
+            "reference_batch": self.reference_batch,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MultigridSchedule:
+        return cls(
+            int(data["clip_length"]),
+            int(data["size"]),
+            int(data["batch"]),
+            data["sampling"],
+            int(data["epochs"]),
+            tuple(data["lrs"]),
+            int(data.get("reference_batch", 16)),
+        )
