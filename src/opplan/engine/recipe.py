@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -152,7 +152,7 @@ def recipe_hash(steps: Sequence[RecipeStep]) -> str:
 
 def _step_optim(base: Any, step: RecipeStep) -> Any:
     """The trainer's optimization settings with the step's effective batch (if it has one)."""
-    return base if step.batch is None else replace(base, effective_batch=step.batch)
+    return base if step.batch is None else base.model_copy(update={"effective_batch": step.batch})
 
 
 @contextmanager
