@@ -183,3 +183,60 @@ def _one_step(tmp_path):
     path = tmp_path / "plain.yaml"
     path.write_text("steps:\n- {sampling: uniform, clip_length: 4, lr: 0.05, epochs: 1}\n")
     return path
+
+
+def test_state_transform_keeps_the_flow_modality():
+    base = TransformConfig.scaled(32, flip=True, uint8=True)
+    from dataclasses import replace
+
+    from opplan.video.transforms import FLOW_MEAN, FLOW_STD
+
+    flow = replace(base, modality="flow", mean=FLOW_MEAN, std=FLOW_STD)
+    sized = state_transform(flow, TrainingState("uniform", 4, 0.1, (("size", 16),)))
+    assert (sized.modality, sized.channels, sized.mean) == ("flow", 2, FLOW_MEAN)
+    assert sized.crop_size == 16
+
+
+def test_evaluate_tests_a_checkpoint_at_its_own_size(tiny_data, tmp_path, monkeypatch):
+    """A model whose last step trained at size 16 is tested at size 16's geometry (not the
+    run's data.frame_size of 32)."""
+    from opplan.engine import model_init
+    from opplan.engine.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    net = build_model("dg_p3d_tiny", num_classes=10)
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(checkpoint, {"model": net.state_dict(), "state": "uniform 4f lr=0.05 size=16"})
+    seen: set[tuple[int, ...]] = set()
+    real_build = model_init.build_model
+
+    def spying_build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        model.register_forward_pre_hook(lambda m, a: seen.add(tuple(a[0].shape[1:])))
+        return model
+
+    monkeypatch.setattr(model_init, "build_model", spying_build)
+    config = {
+        "trainer": {
+            "kind": "video",
+            "device": "cpu",
+            "threads": 1,
+            "eval_batch": 4,
+            "data": {
+                "root": str(tiny_data),
+                "frame_size": 32,
+                "internal_val_size": 4,
+                "test_list": "train.txt",  # 3 videos per class: no test split of its own
+            },
+        }
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "test.json"
+    args = ["evaluate", str(path), "--checkpoint", str(checkpoint), "--views", "1x1"]
+    assert main([*args, "--out", str(out)]) == 0
+    side = TransformConfig.scaled(16).test_crop_size  # the §5.2 test crop at size 16: 18
+    assert side == 18 and seen == {(3, 4, side, side)}
+    assert TransformConfig.scaled(32).test_crop_size == 37  # what the run's size would give
+    listed = read_video_list(tiny_data / "train.txt", root=tiny_data)
+    assert json.loads(out.read_text())["num_videos"] == len(listed)

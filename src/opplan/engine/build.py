@@ -29,6 +29,7 @@ from opplan.engine.modality import modality_model
 from opplan.engine.model_init import checkpoint_model, make_model_factory
 from opplan.engine.performance import PerformanceSettings
 from opplan.engine.settings import OptimSettings
+from opplan.engine.state_axes import state_transform
 from opplan.engine.trainer import VideoTrainer
 from opplan.errors import ConfigError
 from opplan.planning import TrainingState
@@ -160,7 +161,7 @@ def evaluate_checkpoint(
     health_file: str | Path | None = None,
 ) -> tuple[TrainingState, EvalResult]:
     """The final protocol (§5.2: clips × crops, softmax-averaged) of a loaded checkpoint on
-    ``split``, in the checkpoint's sampling and clip length. Unreadable videos are excluded
+    ``split``, in the checkpoint's sampling, clip length and size. Unreadable videos are excluded
     and reported (``health_file``), fatal with ``strict`` or past ``data.max_bad_fraction``."""
     ensure_dataset(config.data)
     records, num_classes = load_lists(config.data, split)
@@ -175,7 +176,7 @@ def evaluate_checkpoint(
         clip_length=state.clip_length,
         num_classes=num_classes,
         views=views,
-        transform=transform_config(config.data),
+        transform=state_transform(transform_config(config.data), state),  # its size, if any
         batch_size=config.eval_batch,
         num_workers=config.data.num_workers,
         device=resolve_device(config.device),

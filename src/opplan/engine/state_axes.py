@@ -10,6 +10,7 @@ the planner chooses it). A state without ``size`` uses the run's transform uncha
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from opplan.errors import ConfigError
 from opplan.planning.state import TrainingState
@@ -31,12 +32,18 @@ def state_key(state: TrainingState) -> tuple[str, int, int | None]:
 
 
 def state_transform(base: TransformConfig, state: TrainingState) -> TransformConfig:
-    """``base`` at ``state``'s size (flip, normalization and uint8 kept)."""
+    """``base`` at ``state``'s size: the geometry of :meth:`TransformConfig.scaled`, every
+    other field (flip, normalization, modality, uint8) kept."""
     size = _size(state)
     if size is None:
         return base
-    return TransformConfig.scaled(
-        size, flip=base.flip, mean=base.mean, std=base.std, uint8=base.uint8
+    geometry = TransformConfig.scaled(size)
+    return replace(
+        base,
+        scale_range=geometry.scale_range,
+        crop_size=geometry.crop_size,
+        eval_short_side=geometry.eval_short_side,
+        test_crop_size=geometry.test_crop_size,
     )
 
 
