@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from benchmarks import paper_tables
 
+from benchmarks import paper_tables
 from opplan.engine import VideoTrainer
 
 pytest.importorskip("optuna", reason="ASHA/Hyperband need the 'hpo' extra (optuna)")
