@@ -54,6 +54,7 @@ def count_epochs(monkeypatch):
     return calls
 
 
+@pytest.mark.slow  # ~30-50 s: builds the Table 4 analogue from toy runs (make test-all)
 def test_table4_runs_and_resumes(tmp_path, monkeypatch):
     argv = ["table4", "--work", str(tmp_path), "--networks", "dg_p3d_tiny", *TOY]
     paper_tables.main(argv)

@@ -264,6 +264,7 @@ def _losses(journal: Path) -> list[float]:
     return [e["metrics"]["loss"] for e in read_journal(journal) if "metrics" in e]
 
 
+@pytest.mark.slow  # ~20-35 s: 2 gloo ranks under torchrun (the 2-process test stays default)
 def test_opplan_train_under_torchrun(tiny_data, tmp_path):
     config = _video_config(tiny_data, tmp_path / "c.yaml")
     recipe = tmp_path / "recipe.yaml"

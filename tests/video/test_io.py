@@ -119,6 +119,7 @@ def test_index_out_of_range(bframe_video):
         reader.get_frames([0, 200])
 
 
+@pytest.mark.slow  # ~15-20 s: thousands of clips decoded
 def test_no_file_handle_leak_over_thousands_of_clips(bframe_video):
     path, _ = bframe_video
     fd_dir = Path("/proc/self/fd")
