@@ -38,6 +38,7 @@ def test_correctness_phase_compares_precisions_frozen_bn_and_checkpoint(tmp_path
     assert result["checkpoint_cpu_rel_dev"] == 0.0 and result["ok"]
 
 
+@pytest.mark.slow  # ~10 s: the device check's timing phase on CPU
 def test_throughput_phase_times_every_variant_interleaved():
     cfg = {
         "groups": [("p3d_tiny", (2, 16, 16), 2), ("dg_p3d_tiny", (2, 16, 16), 2)],

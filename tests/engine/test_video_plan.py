@@ -127,6 +127,7 @@ def interrupt_at_epoch(monkeypatch, n):
     return lambda: monkeypatch.setattr(VideoTrainer, "train_epoch", original)
 
 
+@pytest.mark.slow  # ~25-40 s; the plan -> recipe -> train -> evaluate chain stays default
 def test_video_plan_end_to_end_and_resume(tiny_data, tmp_path, monkeypatch):
     graph = {
         "kind": "basic",

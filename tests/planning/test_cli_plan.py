@@ -160,6 +160,7 @@ def _kill_and_resume(tmp_path: Path, kills: int, seed: int) -> None:
     assert without_time(json.loads((run / "plan.json").read_text())) == reference
 
 
+@pytest.mark.slow  # ~15-25 s; kill -9 and resume stay in tests/reliability/test_crash.py
 def test_kill_9_and_resume_gives_the_identical_plan(tmp_path):
     _kill_and_resume(tmp_path, kills=3, seed=0)
 

@@ -119,6 +119,7 @@ def test_ray_gives_the_local_plan(tmp_path, reference, ray_instance):
     assert overlaps
 
 
+@pytest.mark.slow  # ~30-55 s; Ray itself stays in the default suite (the local plan)
 def test_a_killed_worker_is_retried_from_its_last_epoch(tmp_path, reference, ray_instance):
     plan = _ray_plan(tmp_path, [Fault(*FIRST, epoch=4, kind="exit")])
     assert plan == reference
@@ -164,6 +165,7 @@ def test_the_report_shows_failed_moves(tmp_path):
 
 
 # -- beyond the paper: pruning -----------------------------------------------------------
+@pytest.mark.slow  # ~15-20 s; planner.prune is off by default (benchmarks/pruning.py)
 def test_pruning_saves_epochs_and_keeps_the_plan_on_random_instances(tmp_path):
     from opplan.planning.simulate import RandomLandscape
 
