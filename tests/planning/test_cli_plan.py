@@ -213,6 +213,7 @@ def test_ray_driver_killed_then_resumed_gives_the_local_plan(tmp_path):
     assert again.returncode == 0, again.stderr
 
 
+@pytest.mark.slow  # ~13 s: a whole plan for one flag
 def test_keep_checkpoints_keeps_every_epoch(tmp_path):
     config = write_config(tmp_path / "c.yaml", SMALL)
     runs = {}

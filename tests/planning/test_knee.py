@@ -216,6 +216,7 @@ def test_a_curve_that_never_rises_stops_at_max_epochs():
         KneeStopper(0.0, min_rise=-1.0)
 
 
+@pytest.mark.slow  # ~13 s of hypothesis fits
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 10_000), take_off=st.floats(0.0, 60.0), rise=st.floats(0.5, 5.0))
 def test_min_rise_only_ever_stops_later(seed, take_off, rise):

@@ -71,6 +71,7 @@ def test_planner_matches_brute_force_many_instances(instance):
     check_against_brute_force(instance)
 
 
+@pytest.mark.slow  # ~16 s; the brute-force path test stays in the default suite
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10**6), kind=st.sampled_from(["basic", "extended"]))
 def test_fitted_values_reach_the_brute_force_optimum_without_noise(seed, kind):
