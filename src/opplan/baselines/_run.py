@@ -162,6 +162,29 @@ def prepare_run_dir(
     atomic_write_json(saved_spec, spec)
 
 
+RUN_KEYS = ("schedule", "val_score", "epochs", "weighted_epochs", "seconds")
+
+
+def results_payload(
+    runs: list[dict[str, Any]],
+    summary: dict[str, Any],
+    reference_length: int,
+    views: tuple[int, int] | None,
+    tests: dict[str, Any],
+) -> dict[str, Any]:
+    """``results.json`` of a grid or a search: its runs, the grid summary and the tests."""
+    return {
+        "runs": runs,
+        **summary,
+        "reference_length": reference_length,
+        "views": None if views is None else f"{views[0]}x{views[1]}",
+        "tests": {
+            name: {"top1": t["top1"], "top5": t["top5"], "num_videos": t["num_videos"]}
+            for name, t in tests.items()
+        },
+    }
+
+
 def run_grid(
     config: PlanConfig,
     spec: GridSpec,
@@ -210,16 +233,7 @@ def run_grid(
             for name in sorted(tested):
                 log(f"testing {name} with {views[0]}x{views[1]} views")
                 tests[name] = cached_test(cfg, run / "runs" / name, views)
-        keys = ("schedule", "val_score", "epochs", "weighted_epochs", "seconds")
-        payload = {
-            "runs": [{k: r[k] for k in keys} for r in results],
-            **summary,
-            "reference_length": spec.reference_length,
-            "views": None if views is None else f"{views[0]}x{views[1]}",
-            "tests": {
-                name: {"top1": t["top1"], "top5": t["top5"], "num_videos": t["num_videos"]}
-                for name, t in tests.items()
-            },
-        }
+        runs = [{k: r[k] for k in RUN_KEYS} for r in results]
+        payload = results_payload(runs, summary, spec.reference_length, views, tests)
         atomic_write_json(run / "results.json", payload)
     return payload

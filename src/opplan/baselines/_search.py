@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from opplan.baselines._grid import GridSpec, summarize_grid
-from opplan.baselines._run import EpochCallback, _locked, cached_test, prepare_run_dir
+from opplan.baselines._run import (
+    RUN_KEYS,
+    EpochCallback,
+    _locked,
+    cached_test,
+    prepare_run_dir,
+    results_payload,
+)
 from opplan.baselines._run import run_schedule as _run_schedule
 from opplan.baselines._schedule import HandTunedSchedule
 from opplan.config import PlanConfig, VideoTrainerConfig
@@ -334,24 +341,17 @@ def _finish(
         torch.manual_seed(0)
         log(f"testing {summary['best']} with {views[0]}x{views[1]} views")
         tests[summary["best"]] = cached_test(cfg, run / "runs" / summary["best"], views)
-    keys = ("schedule", "val_score", "epochs", "weighted_epochs", "seconds")
+    runs = [
+        {
+            **{k: r[k] for k in RUN_KEYS},
+            "status": r.get("status", "complete"),
+            **({"probe_score": r["probe_score"]} if "probe_score" in r else {}),
+        }
+        for r in results
+    ]
     payload = {
         "search": options,
-        "runs": [
-            {
-                **{k: r[k] for k in keys},
-                "status": r.get("status", "complete"),
-                **({"probe_score": r["probe_score"]} if "probe_score" in r else {}),
-            }
-            for r in results
-        ],
-        **summary,
-        "reference_length": spec.reference_length,
-        "views": None if views is None else f"{views[0]}x{views[1]}",
-        "tests": {
-            name: {"top1": t["top1"], "top5": t["top5"], "num_videos": t["num_videos"]}
-            for name, t in tests.items()
-        },
+        **results_payload(runs, summary, spec.reference_length, views, tests),
     }
     atomic_write_json(run / "results.json", payload)
     return payload
