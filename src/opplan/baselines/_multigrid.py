@@ -20,13 +20,12 @@ size would need a second batching path through the loader; see docs/results.md.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from opplan.baselines._schedule import _boundaries
+from opplan.baselines._schedule import _boundaries, check_sampling_and_lrs
 from opplan.engine.recipe import RecipeStep
-from opplan.planning.state import SAMPLINGS, TrainingState
+from opplan.planning.state import TrainingState
 
 __all__ = ["LONG_CYCLE", "MultigridEpochs", "MultigridSchedule"]
 
@@ -82,13 +81,7 @@ class MultigridSchedule:
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")
         if self.size < 12:  # the coarsest shape's side, size / sqrt(2), must stay >= 8 px
             raise ValueError(f"size must be at least 12 pixels, got {self.size}")
-        if self.sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
-        lrs = tuple(float(x) for x in self.lrs)
-        if not lrs or any(not (math.isfinite(x) and x > 0) for x in lrs):
-            raise ValueError(f"lrs must be positive numbers, got {self.lrs!r}")
-        if list(lrs) != sorted(lrs, reverse=True):
-            raise ValueError(f"lrs must be given highest first, got {lrs}")
+        lrs = check_sampling_and_lrs(self.sampling, self.lrs)
         if len(lrs) < 2:
             raise ValueError("multigrid needs at least 2 lrs (long cycles, then fine-tuning)")
         if self.epochs < len(lrs):

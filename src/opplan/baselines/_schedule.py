@@ -26,6 +26,18 @@ Decay = Literal["3step", "cosine"]
 DECAYS: tuple[str, ...] = ("3step", "cosine")
 
 
+def check_sampling_and_lrs(sampling: object, lrs: Sequence[float]) -> tuple[float, ...]:
+    """A schedule's sampling and its lrs (positive, highest first), as floats."""
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    values = tuple(float(x) for x in lrs)
+    if not values or any(not (math.isfinite(x) and x > 0) for x in values):
+        raise ValueError(f"lrs must be positive numbers, got {lrs!r}")
+    if list(values) != sorted(values, reverse=True):
+        raise ValueError(f"lrs must be given highest first, got {values}")
+    return values
+
+
 def parse_decay(text: str) -> Decay:
     """``3step`` (also ``3-step``, ``step``) or ``cosine``."""
     key = text.strip().lower().replace("-", "").replace("_", "")
@@ -103,13 +115,7 @@ class HandTunedSchedule:
             raise ValueError(f"lengths must be positive and strictly increasing, got {lengths}")
         if self.decay not in DECAYS:
             raise ValueError(f"decay must be one of {DECAYS}, got {self.decay!r}")
-        if self.sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
-        lrs = tuple(float(x) for x in self.lrs)
-        if not lrs or any(not (math.isfinite(x) and x > 0) for x in lrs):
-            raise ValueError(f"lrs must be positive numbers, got {self.lrs!r}")
-        if list(lrs) != sorted(lrs, reverse=True):
-            raise ValueError(f"lrs must be given highest first, got {lrs}")
+        lrs = check_sampling_and_lrs(self.sampling, self.lrs)
         parts = max(len(lengths), len(lrs) if self.decay == "3step" else 1)
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int):
             raise ValueError(f"epochs must be an integer, got {self.epochs!r}")
