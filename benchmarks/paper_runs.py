@@ -110,7 +110,9 @@ def make_config(args: argparse.Namespace, task: str, model: str, seed: int) -> P
     }
     from opplan.fileio import atomic_write_text
 
-    path = work / "configs" / f"{config['name']}.yaml"
+    # a noise-rule config beside the paper rule's: both may be planned at once
+    suffix = "-noise" if getattr(args, "rule", "paper") == "noise" else ""
+    path = work / "configs" / f"{config['name']}{suffix}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     # atomic: another table's process may be reading this config to start a plan
     atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))

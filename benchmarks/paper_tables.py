@@ -14,6 +14,8 @@ TABLE is one of
             larger budgets ``--long-budgets`` (a grid scaled up to them would cost that
             much more per cell), against the planner; with ``--long-grid BUDGETS`` also the
             whole grid at those budgets on the task's own sampling;
+  rules     issue 17: the planner alone under each stopping rule of ``--rules`` on Table 4's
+            setting, per seed (no grid);
   peers     issue 20: the planner (default and paper's rule) against the best hand-tuned
             schedule, multigrid, and ASHA / Hyperband / top-k over the grid, each seed its
             own grid (``benchmarks/paper_peers.py``).
@@ -81,6 +83,45 @@ def _header(args: argparse.Namespace) -> list[str]:
         f"fit RMSEs; stopping rule {getattr(args, 'rule', 'paper')}.",
         "",
     ]
+
+
+# -- issue 17: the stopping rules side by side ------------------------------------------
+def rules(args: argparse.Namespace) -> list[str]:
+    """The planner alone under each of ``--rules`` on Table 4's setting (no grid): explored
+    epochs, clip-length-weighted epochs, epochs on the path, val and test top-1 per seed."""
+    import copy
+
+    model = args.networks[-1]
+    lines = [*_header(args), f"Network `{model}`; rules {args.rules}.", ""]
+    rows = [
+        "| task | rule | val top-1 | test top-1 | explored epochs (per seed) "
+        "| weighted epochs | epochs on path | explored / first rule's |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for task in args.tasks:
+        first: list[float] = []
+        for rule in args.rules:
+            ruled = copy.copy(args)
+            ruled.rule = rule
+            runs = []
+            for seed in args.seeds:
+                config = make_config(ruled, task, model, seed)
+                root = run_root(ruled, task, model, seed)
+                runs.append(run_plan(ruled, config, plan_dir(ruled, root)))
+            epochs = [float(r["cost"].epochs) for r in runs]
+            first = first or epochs
+            ratio = statistics.mean(e / f for e, f in zip(epochs, first, strict=True))
+            rows.append(
+                f"| {task} | {rule} | {_spread([r['val'] for r in runs])} | "
+                f"{_spread([r['test'] for r in runs])} | "
+                f"{statistics.mean(epochs):.0f} ({' / '.join(f'{e:.0f}' for e in epochs)}) | "
+                f"{statistics.mean(r['cost'].weighted_epochs for r in runs):.0f} | "
+                f"{' / '.join(str(r['path_epochs']) for r in runs)} | {ratio:.2f} |"
+            )
+            for seed, run in zip(args.seeds, runs, strict=True):
+                lines.append(f"- `{task}` {rule} seed {seed}: {_path(run)}")
+        lines.append("")
+    return [*lines, *rows]
 
 
 # -- Table 1 ----------------------------------------------------------------------------
@@ -343,6 +384,7 @@ def peers(args: argparse.Namespace) -> list[str]:
 
 TABLES = {
     "peers": peers,
+    "rules": rules,
     "table1": table1,
     "table3": table3,
     "table4": table4,
@@ -388,6 +430,9 @@ def main(argv: list[str] | None = None) -> None:
         choices=["paper", "noise"],
         default="paper",
         help="planner.rule (noise: beyond the paper, plans kept in plan*-noise/)",
+    )
+    parser.add_argument(
+        "--rules", type=csv_arg(str), default=["paper", "noise"], help="rules: the rules compared"
     )
     parser.add_argument("--max-epochs", type=int, default=24)
     parser.add_argument("--min-epochs-from-initial", type=int, default=10)
