@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_RUN ?= runs/demo
+# test processes (pytest-xdist): one per core; TEST_WORKERS=0 runs the suite in this process
+TEST_WORKERS ?= auto
 
 .PHONY: demo demo-simulated test test-all lint bench clean
 
@@ -30,10 +32,10 @@ demo-simulated: $(STAMP)
 	@$(OPPLAN) plan configs/simulated.yaml --out runs/simulated --resume
 
 test: $(STAMP)
-	@$(PY) -m pytest -q -m "not slow"
+	@$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS)
 
 test-all: $(STAMP)
-	@$(PY) -m pytest -q
+	@$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check src tests benchmarks
