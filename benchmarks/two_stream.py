@@ -10,8 +10,9 @@ trained along the SAME planned recipe (the paper's transfer: flow reuses the pat
 RGB), each evaluated on val and test (``--views``), and fused on test with equal weights and
 with the flow weight searched on the val scores (``opplan fuse --search``, never on test).
 ``--flow-plan`` also plans the flow config at the first seed (flow finding its own path),
-trains and tests that path and fuses it with the same seed's RGB. The table (markdown, mean
-± sample sd) is printed and written with every number to ``WORK/results.json``.
+then trains and tests that path at every seed and fuses it with the same seed's RGB. The
+tables (markdown, mean ± sample sd) are printed and every number written to
+``WORK/results.json``.
 """
 
 from __future__ import annotations
@@ -142,21 +143,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"RGB plan: {' -> '.join(rgb_plan['path'])}; value {rgb_plan['value']:.4f}; "
           f"{rgb_plan['epochs_explored']} epochs explored")  # fmt: skip
     print(table(rows))
-    if args.flow_plan:
-        seed = args.seeds[0]
-        flow_config = configs / f"flow-s{seed}.yaml"
-        flow_plan = plan(flow_config, work / "flow-plan")
-        own = train_and_evaluate(flow_config, Path(flow_plan["recipe"]),
-                                 work / f"flow-own-s{seed}", args.views)  # fmt: skip
-        rgb = {s: work / f"rgb-s{seed}" / "final" / f"{s}.json" for s in ("val", "test")}
-        flow_plan["seed"] = seed
-        flow_plan["test"] = fuse(rgb, own, work / "fused" / f"s{seed}-flow-own.json")
+    if args.flow_plan:  # planned on flow at the first seed, trained at every seed
+        flow_plan = plan(configs / f"flow-s{args.seeds[0]}.yaml", work / "flow-plan")
+        own_rows: dict[int, dict[str, Any]] = {}
+        for seed in args.seeds:
+            own = train_and_evaluate(configs / f"flow-s{seed}.yaml", Path(flow_plan["recipe"]),
+                                     work / f"flow-own-s{seed}", args.views)  # fmt: skip
+            rgb = {s: work / f"rgb-s{seed}" / "final" / f"{s}.json" for s in ("val", "test")}
+            own_rows[seed] = fuse(rgb, own, work / "fused" / f"s{seed}-flow-own.json")
+        flow_plan["planned_at_seed"] = args.seeds[0]
+        flow_plan["seeds"] = own_rows
         payload["flow_plan"] = flow_plan
         print(
-            f"flow plan (seed {seed}): {' -> '.join(flow_plan['path'])}; value "
+            f"flow plan (seed {args.seeds[0]}): {' -> '.join(flow_plan['path'])}; value "
             f"{flow_plan['value']:.4f}; {flow_plan['epochs_explored']} epochs explored"
         )
-        print(table({seed: flow_plan["test"]}))
+        print(table(own_rows))
     (work / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
