@@ -127,3 +127,16 @@ def test_search_picks_the_weight_on_another_split_and_refuses_the_test(tmp_path,
     # the test's own videos are never used to choose the weight
     assert main(["fuse", str(a), str(b), "--search", str(a), str(b), "--out", str(out)]) == 2
     assert "never on the test" in capsys.readouterr().err
+
+
+def test_a_result_json_in_place_of_its_scores_names_the_npz_beside_it(tmp_path, capsys):
+    labels, scores = np.array([0, 1]), np.full((2, 2), 0.5)
+    a = _save(tmp_path / "a.json", ["x/1.mp4", "x/2.mp4"], labels, scores)
+    result = tmp_path / "a.json"  # what evaluate printed; the scores are a.scores.npz
+    assert main(["fuse", str(result), str(a), "--out", str(tmp_path / "f.json")]) == 2
+    err = capsys.readouterr().err
+    assert "not an .npz archive" in err and str(a) in err and "pickle" not in err
+    (tmp_path / "b.txt").write_text("x")  # not an archive, nothing beside it: no hint
+    assert main(["fuse", str(tmp_path / "b.txt"), str(a), "--out", str(tmp_path / "f.json")]) == 2
+    err = capsys.readouterr().err
+    assert "not an .npz archive)" in err and "its scores are in" not in err

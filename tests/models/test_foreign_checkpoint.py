@@ -237,3 +237,28 @@ def test_checkpoint_model_refuses_what_evaluate_cannot_test():
     parsed, net = checkpoint_model(cfg, {"model": state, "state": "uniform 4f lr=0.1"}, 4)
     assert parsed.clip_length == 4
     _assert_equal(net, state)
+
+
+@pytest.mark.parametrize(("file_channels", "model_channels", "stream"),
+                         [(2, 3, "a flow model"), (3, 2, "an RGB model")])  # fmt: skip
+def test_a_checkpoint_of_the_other_stream_names_the_file_and_the_modality(
+    file_channels, model_channels, stream
+):
+    """§5.5: evaluating the flow run's model.pt with the RGB config (or the reverse)."""
+    options = {"in_channels": model_channels} if model_channels != 3 else {}
+    cfg = ModelConfig(name="dg_p3d_tiny", options=options)
+    state = build_model("dg_p3d_tiny", num_classes=4, in_channels=file_channels).state_dict()
+    with pytest.raises(ConfigError) as err:
+        checkpoint_model(
+            cfg, {"model": state, "state": "uniform 4f lr=0.1"}, 4, "--checkpoint f.pt"
+        )
+    message = str(err.value)
+    assert message.startswith("--checkpoint f.pt (opplan) does not fit dg_p3d_tiny")
+    assert f"takes {file_channels} input channels ({stream}?), this config's {model_channels}" in (
+        message
+    )
+    # another class count is no stream mix-up: no channel hint
+    other = build_model("dg_p3d_tiny", num_classes=7, in_channels=model_channels).state_dict()
+    with pytest.raises(ConfigError) as err:
+        checkpoint_model(cfg, {"model": other, "state": "uniform 4f lr=0.1"}, 4)
+    assert "input channels" not in str(err.value)

@@ -75,7 +75,7 @@ def test_evaluate_refuses_foreign_and_mismatched_checkpoints(tiny_videos, tmp_pa
                 "model": build_model("p3d_tiny", num_classes=10).state_dict(),
                 "state": "uniform 4f lr=0.05",
             },
-            "--checkpoint (opplan) does not fit dg_p3d_tiny: ",
+            "other.pt (opplan) does not fit dg_p3d_tiny: ",  # the file named
         ),
         "classes.pt": (
             {

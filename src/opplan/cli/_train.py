@@ -218,8 +218,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = args.out or args.checkpoint.with_name(f"eval_{args.split}_{args.views}.json")
     # an unreadable video is excluded (never replaced) and listed in OUT.data_health.json
     state, result = evaluate_checkpoint(
-        cfg, checkpoint, views, args.split, strict=args.strict, health_file=health_path(out)
-    )
+        cfg, checkpoint, views, args.split, strict=args.strict, health_file=health_path(out),
+        source=f"--checkpoint {args.checkpoint}",
+    )  # fmt: skip
     header = {"checkpoint": str(args.checkpoint), "state": str(state), "split": args.split}
     save_evaluation(out, result, header)
     excluded = f" ({result.num_excluded} unreadable excluded)" if result.num_excluded else ""

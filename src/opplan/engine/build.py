@@ -159,15 +159,17 @@ def evaluate_checkpoint(
     *,
     strict: bool = False,
     health_file: str | Path | None = None,
+    source: str = "--checkpoint",
 ) -> tuple[TrainingState, EvalResult]:
     """The final protocol (§5.2: clips × crops, softmax-averaged) of a loaded checkpoint on
     ``split``, in the checkpoint's sampling, clip length and size. Unreadable videos are excluded
-    and reported (``health_file``), fatal with ``strict`` or past ``data.max_bad_fraction``."""
+    and reported (``health_file``), fatal with ``strict`` or past ``data.max_bad_fraction``;
+    ``source`` names the checkpoint in errors."""
     ensure_dataset(config.data)
     records, num_classes = load_lists(config.data, split)
     absent = read_split(config.data, split).missing  # kept in the test list: reported
     state, model = checkpoint_model(
-        modality_model(config.model, config.data), checkpoint, num_classes
+        modality_model(config.model, config.data), checkpoint, num_classes, source
     )
     result = evaluate_views(
         model,

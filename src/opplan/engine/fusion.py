@@ -10,6 +10,7 @@ A video excluded (unreadable, NaN scores) in either file is excluded from the fu
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -17,7 +18,7 @@ from pathlib import PurePath
 import numpy as np
 import torch
 
-from opplan.engine.evaluate import EvalResult, read_scores
+from opplan.engine.evaluate import EvalResult, read_scores, scores_path
 from opplan.engine.metrics import topk_correct
 from opplan.errors import ConfigError
 
@@ -43,6 +44,14 @@ def load_score_file(path: str | os.PathLike[str]) -> ScoreFile:
     name = os.fspath(path)
     if not os.path.isfile(name):
         raise ConfigError(f"{name}: scores file not found")
+    if not zipfile.is_zipfile(name):  # numpy would try it as a pickle and say so
+        beside = scores_path(name)
+        hint = (
+            f"; its scores are in {beside}" if name.endswith(".json") and beside.is_file() else ""
+        )
+        raise ConfigError(
+            f"{name}: not a scores file of `opplan evaluate` (not an .npz archive{hint})"
+        )
     try:
         arrays = read_scores(name)
     except (OSError, ValueError) as err:

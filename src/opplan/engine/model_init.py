@@ -61,27 +61,48 @@ def make_model_factory(
 
 
 def checkpoint_model(
-    model: ModelConfig, checkpoint: dict[str, Any], num_classes: int
+    model: ModelConfig, checkpoint: dict[str, Any], num_classes: int, source: str = "--checkpoint"
 ) -> tuple[TrainingState, nn.Module]:
     """The training state and network of a checkpoint opplan wrote (``opplan evaluate``).
 
     The state (sampling, clip length) sets the test protocol, so a checkpoint without one (a
     bare state dict, PySlowFast, MMAction2) is refused: fine-tune from it with ``model.init:
-    checkpoint:PATH`` instead. Another network or class count is refused naming the keys."""
-    weights = unwrap(checkpoint, "--checkpoint")
+    checkpoint:PATH`` instead. Another network or class count is refused naming the keys.
+    ``source`` starts every message (``opplan evaluate``: ``--checkpoint PATH``)."""
+    weights = unwrap(checkpoint, source)
     text = weights.extra.get("state")
     if weights.layout != "opplan" or text is None:
         raise ConfigError(
-            f"--checkpoint: a {weights.layout} checkpoint without opplan's training 'state' "
+            f"{source}: a {weights.layout} checkpoint without opplan's training 'state' "
             "(the sampling and clip length to test in); evaluate a model opplan trained "
             "(RUN/final/model.pt), or fine-tune from this one with model.init: checkpoint:PATH"
         )
     try:
         state = TrainingState.parse(text if isinstance(text, str) else repr(text))
     except ValueError as err:
-        raise ConfigError(f"--checkpoint: its 'state': {err}") from None
+        raise ConfigError(f"{source}: its 'state': {err}") from None
     if state.is_initial:
-        raise ConfigError("--checkpoint: its 'state' is 'initial', not a trained state")
+        raise ConfigError(f"{source}: its 'state' is 'initial', not a trained state")
     net = build_model(model.name, num_classes, **model.options)
-    load_weights(net, weights, new_classifier=False, name=model.name)
+    try:
+        load_weights(net, weights, new_classifier=False, name=model.name)
+    except ConfigError as err:
+        raise ConfigError(f"{err}{_channels_hint(net, weights.tensors)}") from None
     return state, net
+
+
+def _channels_hint(net: nn.Module, tensors: dict[str, Any]) -> str:
+    """For a stem of another input width: the two streams' configs swapped (§5.5: RGB 3
+    channels, flow 2, ``data.modality``)."""
+    for key, ours in net.state_dict().items():
+        if ours.ndim == 5:  # the first 3D convolution: [out, in, t, h, w]
+            theirs = tensors.get(key)
+            if theirs is None or theirs.ndim != 5 or theirs.shape[1] == ours.shape[1]:
+                return ""
+            stream = {2: "a flow", 3: "an RGB"}.get(int(theirs.shape[1]), "another")
+            return (
+                f"; its network takes {theirs.shape[1]} input channels ({stream} model?), "
+                f"this config's {ours.shape[1]}: evaluate it with its own stream's config "
+                "(data.modality: flow for 2, rgb for 3)"
+            )
+    return ""
