@@ -203,3 +203,17 @@ def test_with_the_knobs_off_the_paper_plan_is_unchanged(tmp_path):
     assert off["cost"]["skipped"] == 0
     assert all(not t["reason"].startswith(RACED) for t in off["transitions"])
     json.dumps(off)
+
+
+def test_the_yaml_knobs_reach_the_planner():
+    from pydantic import ValidationError
+
+    from opplan.config import PlannerConfig
+
+    knobs = {"race": True, "race_rung": 4, "race_growth": 1.5, "defer": True}
+    options = PlannerConfig(**knobs, race_margin=0.02).options()
+    assert (options.race, options.race_rung, options.race_growth) == (True, 4, 1.5)
+    assert options.defer and options.race_margin == 0.02 and options.defer_margin == 0.01
+    assert not PlannerConfig().options().race and not PlannerConfig().options().defer
+    with pytest.raises(ValidationError, match="race_growth"):
+        PlannerConfig(race_growth=0.5)
