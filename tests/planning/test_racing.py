@@ -217,3 +217,14 @@ def test_the_yaml_knobs_reach_the_planner():
     assert not PlannerConfig().options().race and not PlannerConfig().options().defer
     with pytest.raises(ValidationError, match="race_growth"):
         PlannerConfig(race_growth=0.5)
+
+
+def test_the_report_lists_a_deferred_move_with_its_reason(tmp_path, raced):
+    from opplan.report.figures import write_report
+
+    _, plan = raced
+    plan = json.loads(json.dumps(plan))
+    plan["cost"].update(compute_seconds=1.0, wall_seconds=2.0)
+    readme = (write_report(plan, tmp_path) / "README.md").read_text()
+    (deferred,) = [t for t in plan["transitions"] if t["status"] == "deferred"]
+    assert f"- {deferred['from']} -> {deferred['to']}: **deferred** (bound " in readme
