@@ -190,3 +190,29 @@ def test_pruning_saves_epochs_and_keeps_the_plan_on_random_instances(tmp_path):
             assert on["states"][t["to"]]["best_from"] != t["from"]
         saved += off["cost"]["epochs_total"] - on["cost"]["epochs_total"]
     assert saved > 0
+
+
+# -- beyond the paper: racing (issue 17 item 3) ------------------------------------------
+@pytest.mark.slow  # ~20-40 s; racing is off by default (tests/planning/test_racing.py)
+def test_ray_gives_the_local_plan_with_racing_and_deferring(tmp_path, ray_instance):
+    from opplan.planning.executors import RayExecutor
+    from opplan.planning.simulate import RandomLandscape
+
+    graph = TransitionGraph.build("extended", ["uniform"], [8, 16, 32], [0.1, 0.01, 0.001])
+    landscape = RandomLandscape(seed=5, noise=0.01)  # races and a deferral (test_racing.py)
+    options = PlannerOptions(max_epochs=30, rule="noise", noise=0.01, race=True, defer=True)
+    plans = {}
+    for kind in ("local", "ray"):
+        run = tmp_path / kind
+        with Journal(run / "journal.jsonl") as journal:
+            if kind == "local":
+                trainer = SimulatedTrainer(run / "ck", landscape)
+                plan = Planner(graph, trainer, journal, options).run()
+            else:
+                factory = partial(faulty_trainer, str(run / "ck"), landscape, (), str(run / "m"))
+                with RayExecutor(factory, max_parallel=2) as executor:
+                    plan = Planner(graph, None, journal, options, executor=executor).run()
+        plans[kind] = _strip(plan.to_dict())
+    assert plans["ray"] == plans["local"]
+    reasons = [t["reason"] for t in plans["local"]["transitions"]]
+    assert any(r.startswith("raced") for r in reasons) and plans["local"]["cost"]["skipped"] == 1

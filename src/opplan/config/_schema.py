@@ -184,6 +184,32 @@ class PlannerConfig(_Strict):
         description="noise rule: epochs over which a recovering rise is measured",
     )
 
+    race: bool = Field(
+        _OPTIONS.race,
+        description="beyond the paper: race the moves into one state (successive halving): "
+        "they pause at epochs race_rung * race_growth**k until all got there, and one whose "
+        "optimistic bound is below the leader's pessimistic value is abandoned; deterministic",
+    )
+    race_rung: PositiveInt = Field(
+        _OPTIONS.race_rung, description="racing: the first rung (epochs)"
+    )
+    race_growth: Annotated[float, Field(ge=1)] = Field(
+        _OPTIONS.race_growth,
+        description="racing: each rung is this many times the previous one (1: every epoch)",
+    )
+    race_margin: Annotated[float, Field(ge=0)] = Field(
+        _OPTIONS.race_margin, description="racing: noise margin of the bounds (score units)"
+    )
+    defer: bool = Field(
+        _OPTIONS.defer,
+        description="beyond the paper: a move whose prior bound (source value + the largest "
+        "gain of a finished move of its kind upstream) is below a sibling's source value waits "
+        "for its siblings, and is skipped (journaled as deferred) if still below what they got",
+    )
+    defer_margin: Annotated[float, Field(ge=0)] = Field(
+        _OPTIONS.defer_margin, description="deferring: noise margin of the bounds (score units)"
+    )
+
     def options(self, noise: float = 0.0, eval_count: int = 0) -> PlannerOptions:
         """The planner's options; ``noise``/``eval_count`` are the trainer's evaluation noise
         (std, or validation videos) used by the noise rule when ``noise`` is not set here."""

@@ -8,10 +8,14 @@
     transitions: [{from, to, epochs_trained, scores, fit: {family, params, rmse, r2},
                    knee_epoch, value, observed, status, reason, seconds}]
     states: {state: {best_from, value, observed, epochs}}
-    cost: {epochs_total, weighted_epochs, transitions, failed, compute_seconds, wall_seconds}
+    cost: {epochs_total, weighted_epochs, transitions, failed, skipped, compute_seconds,
+           wall_seconds}
 
 A failed transition (``status`` diverged / failed / unreachable) or a state without a model
-has ``value: null``. ``compute_seconds`` sums every transition's per-epoch seconds
+has ``value: null``; so has a move the planner skipped on a bound (``status`` deferred,
+``planner.defer``, beyond the paper; counted in ``skipped``, not ``failed``), its ``reason``
+giving the bound and the value in hand. A move abandoned by ``planner.race`` is finished, its
+``reason`` starting with "raced". ``compute_seconds`` sums every transition's per-epoch seconds
 (training + validation + checkpoint: the footing ``opplan grid`` compares), ``wall_seconds``
 the planner sessions' wall time (less than compute with parallel workers);
 ``weighted_epochs`` weights each epoch by its clip length over the plan's shortest one.
@@ -141,7 +145,8 @@ class Plan:
                 "epochs_total": self.epochs_total,
                 "weighted_epochs": self.weighted_epochs,
                 "transitions": len(self.transitions),
-                "failed": sum(t.failed for t in self.transitions),
+                "failed": sum(t.failed and t.reason != "deferred" for t in self.transitions),
+                "skipped": sum(t.reason == "deferred" for t in self.transitions),
                 "compute_seconds": self.compute_seconds,
                 "wall_seconds": self.session_seconds,
             },

@@ -18,6 +18,11 @@ Beyond the paper: a transition whose loss or score is not finite is journaled as
 one whose worker died more than ``max_retries`` times as *failed*; both get value -inf, so
 the plan continues without them, and a state whose every incoming transition failed is not
 expanded (its outgoing transitions fail as "source unreachable").
+
+Also beyond the paper, off by default (:mod:`opplan.planning.racing`, issue 17): with
+``race`` the moves into one state pause at rungs until all got there and the hopeless ones
+are abandoned; with ``defer`` a move whose prior bound is below a sibling's source waits for
+its siblings and is skipped if it still cannot win. Both decide from journaled records only.
 """
 
 from __future__ import annotations
@@ -26,104 +31,21 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from opplan.planning.curves import FamilyName
 from opplan.planning.executors import Edge, Executor, LocalExecutor, Outcome, WorkerLost
 from opplan.planning.graph import TransitionGraph
 from opplan.planning.journal import Journal, Op
 from opplan.planning.knee import KneeFit, KneeStopper
-from opplan.planning.noise_rule import NoiseAwareStopper
+from opplan.planning.options import PlannerOptions
 from opplan.planning.plan import Plan
 from opplan.planning.progress import PlanState, TransitionRecord
 from opplan.planning.protocol import Trainer
+from opplan.planning.racing import abandon_at_best, deferred_moves, is_rung, race_losers
 from opplan.planning.state import TrainingState
 
 __all__ = ["Planner", "PlannerCallback", "PlannerOptions"]
-
-
-@dataclass(frozen=True)
-class PlannerOptions:
-    """Knobs of the planner.
-
-    Args:
-        delay: T of §3.3 (the paper fixes 10).
-        max_epochs: cap on one transition's epochs.
-        family: Table 1 curve family for the knee fits.
-        value: ``fitted`` -- an edge's value is the fitted curve's peak (robust to the noise
-            of one evaluation); ``observed`` -- the score measured at the knee epoch, as in
-            the paper's V(Si -> Sj).
-        keep_checkpoints: keep every epoch checkpoint; by default a transition keeps only
-            its knee and its latest epoch once it ends (a failed one keeps none).
-        min_epochs: no transition stops before this epoch (default 0: the paper's rule).
-        min_epochs_from_initial: the same floor for transitions out of the initial state
-            only (training from scratch often starts with a flat stretch).
-        min_rise_from_initial: beyond the paper, 0 = off -- a transition out of the initial
-            state accepts a knee only once its fitted curve has risen more than this many
-            fit RMSEs above its epoch-1 value (:meth:`KneeStopper.has_risen`): a from-scratch
-            curve still flat at chance runs on to ``max_epochs``.
-        max_retries: restarts of a transition whose worker died or stalled (from its last
-            journaled epoch) before it is marked failed.
-        prune: beyond the paper, off by default -- abandon a running transition as soon as
-            its optimistic bound (:meth:`KneeStopper.optimistic_bound`) falls below the best
-            value already known for its destination (a finished sibling's): it cannot win
-            Eq. 2. Saves epochs; with parallel executors which sibling finishes first, hence
-            what is pruned, depends on timing.
-        prune_margin: slack added to the bound (score units).
-        rule: ``paper`` (default) -- stop at ``t >= t* + delay`` (§3.3); ``noise`` -- beyond
-            the paper, :class:`~opplan.planning.noise_rule.NoiseAwareStopper`: stop once the
-            fitted curve's remaining gain is below the evaluation noise (``delay`` unused).
-        noise: the noise rule's std of one evaluation (score units); 0 = binomial on
-            ``eval_count`` validation videos.
-        eval_count: validation videos behind one score (the CLI sets it from the split).
-        noise_z: noise stds a remaining gain or a recovering rise must exceed.
-        noise_patience: consecutive quiet epochs before the noise rule stops.
-        noise_window: epochs over which the noise rule measures a recovering rise.
-    """
-
-    delay: int = 10
-    max_epochs: int = 100
-    family: FamilyName = "exponential"
-    value: Literal["fitted", "observed"] = "fitted"
-    keep_checkpoints: bool = False
-    min_epochs: int = 0
-    min_epochs_from_initial: int = 0
-    min_rise_from_initial: float = 0.0
-    max_retries: int = 2
-    prune: bool = False
-    prune_margin: float = 0.02
-    rule: Literal["paper", "noise"] = "paper"
-    noise: float = 0.0
-    eval_count: int = 0
-    noise_z: float = 1.0
-    noise_patience: int = 2
-    noise_window: int = 3
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def stopper(self, src: TrainingState, y0: float) -> KneeStopper:
-        """The knee stopper of a transition out of ``src`` starting from a ``y0`` model."""
-        floor = max(self.min_epochs, self.min_epochs_from_initial if src.is_initial else 0)
-        args = (
-            y0,
-            self.delay,
-            self.max_epochs,
-            self.family,
-            min(floor, self.max_epochs),
-            self.min_rise_from_initial if src.is_initial else 0.0,
-        )
-        if self.rule == "noise":  # beyond the paper
-            return NoiseAwareStopper(
-                *args,
-                noise=self.noise,
-                eval_count=self.eval_count,
-                z=self.noise_z,
-                patience=self.noise_patience,
-                window=self.noise_window,
-            )
-        return KneeStopper(*args)
 
 
 class PlannerCallback(Protocol):
@@ -185,6 +107,14 @@ class Planner:
         self.callbacks = list(callbacks)
         self.progress = progress or PlanState()
         self._running: dict[Edge, _Running] = {}
+        # beyond the paper (racing.py): moves parked at a rung, moves cleared to go on,
+        # deferral decisions per destination, moves released from deferral
+        self._paused: dict[Edge, tuple[int, _Running]] = {}
+        self._cleared: dict[Edge, _Running] = {}
+        self._deferred: dict[TrainingState, dict[Edge, float]] = {}
+        self._released: set[Edge] = set()
+        self.switches = 0  # pauses followed by a trainer resume (racing's cost)
+        self._preds = {s: graph.predecessors(s) for s in graph.topological_order()}
         topo = {s: k for k, s in enumerate(graph.states)}
         self._priority = {
             (src, dst): (topo[dst], k)
@@ -227,7 +157,7 @@ class Planner:
             **self.identity,
         )
         while True:
-            while self._resolve_ready() | self._launch():
+            while self._resolve_ready() | self._defer() | self._race() | self._launch():
                 pass  # resolving a state can make transitions ready, and a launch can end one
             if len(self.progress.states) == len(self.graph.states):
                 break
@@ -275,10 +205,16 @@ class Planner:
                 self._fail(src, dst, "unreachable", f"{src} has no model: all its moves failed")
                 ended = True
                 continue
+            partial = self.progress.transitions.get((src, dst))
+            cleared = self._cleared.pop((src, dst), None)
+            if cleared is not None and partial is not None:  # went on at a race rung
+                self._running[src, dst] = cleared
+                self.switches += 1
+                self.executor.submit((src, dst), "resume", dst, partial.checkpoints[-1])
+                continue
             y0 = 0.0 if source is None else source.observed
             running = _Running(self.options.stopper(src, y0), y0)
             self._running[src, dst] = running
-            partial = self.progress.transitions.get((src, dst))
             if partial is None or partial.epochs_trained == 0:
                 # a transition cut before its first epoch simply starts again
                 first = f"{_edge_id(src, dst)}/e000"
@@ -297,18 +233,27 @@ class Planner:
             if stop:
                 self._finish(partial, running.stopper)
                 ended = True
+            elif self._pauses((src, dst), running.stopper):  # cut at a rung: decide again
+                del self._running[src, dst]
+                self._paused[src, dst] = (partial.epochs_trained, running)
+                ended = True
             else:
                 self.executor.submit((src, dst), "resume", dst, partial.checkpoints[-1])
         return ended
 
     def _is_ready(self, edge: Edge) -> bool:
-        src, _ = edge
+        src, dst = edge
         record = self.progress.transitions.get(edge)
-        return (
+        ready = (
             edge not in self._running
+            and edge not in self._paused
             and (record is None or not record.finished)
             and (src.is_initial or src in self.progress.states)
         )
+        if ready and self.options.defer and record is None and len(self._preds[dst]) > 1:
+            held = self._held(dst)  # None until every source of dst is resolved
+            return held is not None and (edge not in held or edge in self._released)
+        return ready
 
     def _handle(self, outcome: Outcome) -> None:
         src, dst = edge = outcome.edge
@@ -367,11 +312,117 @@ class Planner:
             if stop:
                 self._finish(record, stopper)
                 return
+            if self._pauses(edge, stopper):
+                del self._running[edge]
+                self._paused[edge] = (record.epochs_trained, running)
+                self._race_at(dst, record.epochs_trained)
+                if edge not in self._cleared:  # parked until its siblings reach the rung,
+                    self.executor.finish(edge)  # or abandoned there: its worker is free
+                    return
+                self._running[edge] = self._cleared.pop(edge)  # the last to arrive goes on
         next_id = f"{_edge_id(src, dst)}/e{record.epochs_trained + 1:03d}"
         if self.executor.fits_in_worker:
             self.executor.submit(edge, "epoch", next_id, running.stopper)
         else:
             self.executor.submit(edge, "epoch", next_id)
+
+    # -- beyond the paper: racing and deferring (opplan.planning.racing) ----------------
+    def _pauses(self, edge: Edge, stopper: KneeStopper) -> bool:
+        """Whether ``edge`` stops at this epoch for a race rung: racing on, siblings exist,
+        the epoch is a rung and its fit succeeded (without one there is nothing to race)."""
+        fit = stopper.last_fit
+        return (
+            self.options.race
+            and len(self._preds[edge[1]]) > 1
+            and is_rung(stopper.epoch, self.options.race_rung, self.options.race_growth)
+            and fit is not None
+            and fit.success
+            and fit.n_points == stopper.epoch + 1
+        )
+
+    def _siblings(self, dst: TrainingState) -> dict[Edge, TransitionRecord | None]:
+        """The moves into ``dst`` that take part in its race (not those still deferred)."""
+        held = self._deferred.get(dst, {})
+        return {
+            (src, dst): self.progress.transitions.get((src, dst))
+            for src in self._preds[dst]
+            if (src, dst) not in held or (src, dst) in self._released
+        }
+
+    def _race(self) -> bool:
+        """Decide every rung whose siblings have all got there; True if one was decided."""
+        decided = False
+        for rung, dst in sorted({(r, e[1]) for e, (r, _) in self._paused.items()}, key=str):
+            decided |= self._race_at(dst, rung)
+        return decided
+
+    def _race_at(self, dst: TrainingState, rung: int) -> bool:
+        """Abandon the losers parked at ``rung`` of ``dst`` once every sibling has reached it
+        or ended (a pure function of their records at the rung); the rest are cleared."""
+        siblings = self._siblings(dst)
+        if any(
+            r is None or not (r.finished or r.epochs_trained >= rung) for r in siblings.values()
+        ):
+            return False
+        parked = [e for e, (r, _) in self._paused.items() if e[1] == dst and r == rung]
+        records = {e: r for e, r in siblings.items() if r is not None}
+        losers = race_losers(records, parked, rung, self.options.race_margin)
+        for edge in parked:
+            _, running = self._paused.pop(edge)
+            if edge in losers:
+                abandon_at_best(running.stopper, losers[edge])
+                self._finish(records[edge], running.stopper)
+            else:
+                self._cleared[edge] = running
+        return True
+
+    def _held(self, dst: TrainingState) -> dict[Edge, float] | None:
+        """The deferred moves into ``dst`` (with their bounds), once its sources resolved."""
+        if dst not in self._deferred:
+            if not all(s.is_initial or s in self.progress.states for s in self._preds[dst]):
+                return None
+            margin = self.options.defer_margin
+            self._deferred[dst] = deferred_moves(dst, self.progress, self._preds, margin)
+        return self._deferred[dst]
+
+    def _defer(self) -> bool:
+        """Once every other move into a state has ended, skip each deferred move whose bound
+        is below the best value in hand, release the rest; True if one was decided."""
+        if not self.options.defer:
+            return False
+        decided = False
+        for dst, held in self._deferred.items():
+            pending = [e for e in held if e not in self._released]
+            pending = [e for e in pending if e not in self.progress.transitions]
+            if not pending:
+                continue
+            others = [
+                self.progress.transitions.get((s, dst))
+                for s in self._preds[dst]
+                if (s, dst) not in held
+            ]
+            if any(r is None or not r.finished for r in others):
+                continue
+            in_hand = max(
+                (r.value for r in others if r and r.value is not None), default=-math.inf
+            )
+            for src, _ in pending:
+                bound = held[src, dst]
+                if bound < in_hand:
+                    message = f"bound {bound:.4f} < {in_hand:.4f} in hand"
+                    y0 = self.progress.states[src].observed
+                    self._emit(
+                        Op.TRANSITION_FAILED,
+                        src=str(src),
+                        dst=str(dst),
+                        reason="deferred",
+                        message=message,
+                        y0=y0,
+                    )
+                else:
+                    self._released.add((src, dst))
+            decided = True
+        return decided
 
     def _prune(self, dst: TrainingState, stopper: KneeStopper) -> bool:
         known = [

@@ -185,7 +185,7 @@ def curve_panels(plan: dict[str, Any]) -> list[CurvePanel]:
     chosen = {(step["from"], str(step_state(step))) for step in plan["path"]}
     panels = []
     for t in plan["transitions"]:
-        if t["status"] == "unreachable":
+        if t["status"] in ("unreachable", "deferred"):
             continue  # never trained: nothing to draw
         scores = np.asarray(t["scores"], dtype=float)
         epochs = np.arange(len(scores))
@@ -254,7 +254,10 @@ def write_report(plan: dict[str, Any], run_dir: str | Path) -> Path:
         f"- {t['from']} -> {t['to']}: **{t['status']}** ({t['reason']})\n" for t in failed
     )
     if failures:
-        failures = "\nMoves that diverged or failed (value -inf, never on a path):\n\n" + failures
+        failures = (
+            "\nMoves that diverged, failed or were skipped on a bound (deferred; value -inf, "
+            "never on a path):\n\n" + failures
+        )
     atomic_write_text(
         report / "README.md",
         f"# Plan report\n\nBest final state: **{plan['best_final_state']}** "
