@@ -1,7 +1,7 @@
 """Beyond the paper: epochs saved by pruning (``planner.prune``) and whether the path changes.
 
     python -m benchmarks.pruning simulated [--instances 10]
-    python -m benchmarks.pruning replay RUN/plan.json [RUN/plan.json ...]
+    python -m benchmarks.pruning replay RUN [RUN ...] [--race] [--defer]
 
 ``simulated``: random planning instances (RandomLandscape seeds 0..n-1 on the 3x3x2 extended
 graph, T = 10), each planned with and without pruning.
@@ -52,7 +52,11 @@ class RecordedTrainer:
         self.edge, self.epoch = (src, str(state)), 0
 
     def resume(self, state: TrainingState, checkpoint_id: str) -> None:
-        raise NotImplementedError
+        """Continue a move (racing pauses moves and resumes them): ``<src>__<dst>/eNNN``."""
+        edge, epoch = checkpoint_id.split("/")
+        src_slug = edge.split("__")[0]
+        self.edge = (self.state_of.get(src_slug, "initial"), str(state))
+        self.epoch = int(epoch.lstrip("e"))
 
     def train_epoch(self) -> None:
         self.epoch += 1
@@ -67,8 +71,9 @@ class RecordedTrainer:
         pass
 
 
-def replay(run: Path, margin: float) -> str:
-    """One table row: the finished plan in ``run`` replayed with pruning on."""
+def replay(run: Path, margin: float, knobs: dict[str, bool] | None = None) -> str:
+    """One table row: the finished plan in ``run`` replayed with pruning on (or, given
+    ``knobs``, with those planner switches on instead: ``race``, ``defer``)."""
     from dataclasses import replace
 
     from opplan.config import load_config
@@ -76,7 +81,10 @@ def replay(run: Path, margin: float) -> str:
     config = load_config(run / "config.yaml")
     graph = config.graph.build()
     plan = json.loads((run / "plan.json").read_text())
-    options = replace(config.planner.options(), prune=True, prune_margin=margin)
+    if knobs:
+        options = replace(config.planner.options(), **knobs)
+    else:
+        options = replace(config.planner.options(), prune=True, prune_margin=margin)
     total = plan["cost"]["epochs_total"]
     with tempfile.TemporaryDirectory() as tmp, Journal(Path(tmp) / "j.jsonl") as journal:
         try:
@@ -84,11 +92,12 @@ def replay(run: Path, margin: float) -> str:
         except PathChanged as err:
             return f"| {run} | {total} | - | - | path changed: {err} |"
     same = pruned.to_dict()["path"] == plan["path"]
-    n = sum(t.reason.startswith("pruned") for t in pruned.transitions)
+    cut = ("pruned", "raced", "deferred", "bound")
+    n = sum(t.reason.startswith(cut) or t.failed for t in pruned.transitions)
     saved = total - pruned.epochs_total
     return (
         f"| {run} | {total} | {pruned.epochs_total} | {saved} ({100 * saved / total:.0f} %), "
-        f"{n} pruned | {'same path' if same else 'PATH CHANGED'} |"
+        f"{n} cut | {'same path' if same else 'PATH CHANGED'} |"
     )
 
 
@@ -128,15 +137,18 @@ def main() -> None:
     sim.add_argument("--instances", type=int, default=10)
     rep = sub.add_parser("replay")
     rep.add_argument("runs", type=Path, nargs="+", help="run directories of finished plans")
+    rep.add_argument("--race", action="store_true", help="replay with planner.race instead")
+    rep.add_argument("--defer", action="store_true", help="replay with planner.defer instead")
     for p in (sim, rep):
         p.add_argument("--margin", type=float, default=0.02)
     args = parser.parse_args()
+    knobs = {k: True for k in ("race", "defer") if getattr(args, k, False)}
     print("| plan | epochs (paper's rule) | epochs (pruned) | saved | chosen path |")
     print("|---|---|---|---|---|")
     if args.what == "simulated":
         rows = simulated(args.instances, args.margin)
     else:
-        rows = [replay(run, args.margin) for run in args.runs]
+        rows = [replay(run, args.margin, knobs) for run in args.runs]
     print("\n".join(rows))
 
 
