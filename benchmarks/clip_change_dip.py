@@ -13,6 +13,7 @@ trainer seed. Every variant changes one thing against ``base`` (8f -> 16f lr 0.0
 
     control     8f -> 8f lr 0.01 (no clip change)
     reverse     16f -> 8f lr 0.01
+    reverse_knob  the same with trainer.optim.recalibrate_bn: true
     precise_bn  BN statistics recalibrated at 16 frames (torch.optim.swa_utils.update_bn on
                 the planning-train clips) before epoch 0 and before every evaluation
     knob        trainer.optim.recalibrate_bn: true (the trainer's precise BN, before epoch 0)
@@ -59,6 +60,7 @@ VARIANTS = (
     "base",
     "control",
     "reverse",
+    "reverse_knob",
     "precise_bn",
     "knob",
     "bn_eval",
@@ -160,11 +162,12 @@ def logit_scale(trainer: VideoTrainer, state: TrainingState, src: str) -> dict[s
 
 
 def move(trainer: VideoTrainer, source: str, variant: str, seed: int, epochs: int) -> list[float]:
-    src, dst = {"control": (source, S8), "reverse": ("src16", S8)}.get(variant, (source, S16))
+    fixed = {"control": (source, S8), "reverse": ("src16", S8), "reverse_knob": ("src16", S8)}
+    src, dst = fixed.get(variant, (source, S16))
     base_optim = trainer.optim
     if variant == "freeze_bn":
         trainer.optim = base_optim.model_copy(update={"freeze_bn_from": 16})
-    if variant == "knob":
+    if variant in ("knob", "reverse_knob"):
         trainer.optim = base_optim.model_copy(update={"recalibrate_bn": True})
     if variant == "micro16":
         trainer.optim = base_optim.model_copy(update={"micro_batch": {16: 16}})
