@@ -6,7 +6,7 @@ import re
 import warnings
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StrictBool, model_validator
 
 __all__ = ["DataConfig", "ModelConfig", "OptimConfig", "SyntheticConfig", "VideoTrainerConfig"]
 
@@ -228,6 +228,15 @@ class OptimConfig(_Strict):
         64,
         description="clip length from which all BatchNorms but the first are frozen (§5.2: "
         "64 and 128 frames); null never freezes",
+    )
+    recalibrate_bn: StrictBool = Field(
+        False,
+        description="precise BN at the start of every move from a checkpoint: BatchNorm "
+        "statistics recomputed on planning-train clips of the new state before its epoch 0 "
+        "(issue 17 item 1, docs/results.md)",
+    )
+    recalibrate_bn_batches: PositiveInt = Field(
+        15, description="micro-batches of the recalibration (at most one pass over the data)"
     )
 
 

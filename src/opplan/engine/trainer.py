@@ -44,6 +44,7 @@ from opplan.engine.performance import (
     sync_batch_norm,
     to_channels_last,
 )
+from opplan.engine.precise_bn import recalibrate_bn, recalibration_batches
 from opplan.engine.settings import OptimSettings, classifier_parameters, derive_seed
 from opplan.engine.state_axes import VIDEO_AXES, state_key, state_transform
 from opplan.engine.validation import validation_score
@@ -162,6 +163,8 @@ class VideoTrainer:
             data = load_checkpoint(self._path(from_checkpoint), map_location=self.device)
             self.model.load_state_dict(data["model"])
         self.origin = from_checkpoint or "initial"
+        if from_checkpoint is not None and self.optim.recalibrate_bn:
+            self._recalibrate_bn(state)
         self.epoch = 0
         self.history = []
         self._loader_warned = False
@@ -224,11 +227,7 @@ class VideoTrainer:
                 clips, labels, _ = next(batches)
                 fetched = time.perf_counter()
                 totals["data_time"] += fetched - tick
-                clips = clips.to(self.device, non_blocking=True)
-                if clips.dtype == torch.uint8:  # float conversion + normalization here
-                    clips = normalize_clips(clips, self.transform.mean, self.transform.std)
-                if self.performance.channels_last:
-                    clips = to_channels_last(clips)
+                clips = self._prepare(clips)
                 labels = labels.to(self.device, non_blocking=True)
                 sync = self._ddp is None or (even and j == len(mine) - 1)
                 # random draws (dropout) seeded by the micro-batch's first clip: the same
@@ -350,6 +349,30 @@ class VideoTrainer:
             group["lr"] = lr * mult
 
     # -- internals ----------------------------------------------------------------------
+    def _prepare(self, clips: torch.Tensor) -> torch.Tensor:
+        """A training micro-batch on the device: uint8 converted and normalized there."""
+        clips = clips.to(self.device, non_blocking=True)
+        if clips.dtype == torch.uint8:
+            clips = normalize_clips(clips, self.transform.mean, self.transform.std)
+        return to_channels_last(clips) if self.performance.channels_last else clips
+
+    def _recalibrate_bn(self, state: TrainingState) -> None:
+        """Precise BN (``optim.recalibrate_bn``): the BN statistics of the state's own
+        planning-train clips (epoch 0's augmentation), the same on every rank."""
+        model, _, _ = self._require()
+        dataset = self._dataset(state, "train")
+        dataset.seed = derive_seed(self.seed, self.origin, state)
+        dataset.set_epoch(0)  # training epochs count from 1
+        batches = recalibration_batches(
+            dataset,
+            micro_batch=self.optim.micro_batch_for(state.clip_length),
+            batches=self.optim.recalibrate_bn_batches,
+            seed=derive_seed(self.seed, self.origin, state, "precise_bn"),
+            prepare=self._prepare,
+        )
+        with self._autocast():
+            recalibrate_bn(model, batches)
+
     def _path(self, checkpoint_id: str) -> Path:
         return self.checkpoint_dir / f"{checkpoint_id}.pt"
 
