@@ -81,10 +81,11 @@ def replay(run: Path, margin: float, knobs: dict[str, bool] | None = None) -> st
     config = load_config(run / "config.yaml")
     graph = config.graph.build()
     plan = json.loads((run / "plan.json").read_text())
-    if knobs:
-        options = replace(config.planner.options(), **knobs)
-    else:
-        options = replace(config.planner.options(), prune=True, prune_margin=margin)
+    with (run / "journal.jsonl").open() as journal_file:  # the options the plan ran with
+        recorded = json.loads(journal_file.readline()).get("options", {})
+    base = replace(config.planner.options(), eval_count=recorded.get("eval_count", 0))
+    knobs = knobs or {"prune": True}
+    options = replace(base, prune_margin=margin, **knobs)
     total = plan["cost"]["epochs_total"]
     with tempfile.TemporaryDirectory() as tmp, Journal(Path(tmp) / "j.jsonl") as journal:
         try:
