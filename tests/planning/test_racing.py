@@ -144,6 +144,29 @@ def test_racing_never_drops_the_move_the_full_plan_picks(pa, pb, y0, seed, rule,
     assert len(losers) < 2  # the leader never loses
 
 
+def test_a_move_from_scratch_is_never_raced_out():
+    """A from-scratch curve still flat at chance against a finished fine-tuning sibling: the
+    fine-tuning move would drop it (bound far below), the initial one takes no part."""
+    dst = S("uniform 16f lr=0.1")
+    options = PlannerOptions(max_epochs=30, rule="noise", noise=0.01, race=True)
+    records = {}
+    for src, scores in (
+        (TrainingState.initial(), [0.1 + 0.001 * t for t in range(1, 11)]),
+        (S("uniform 8f lr=0.01"), [0.0 + 0.001 * t for t in range(1, 11)]),
+    ):
+        stopper = options.stopper(src, 0.0)
+        for y in scores:
+            stopper.observe(y)
+        records[src, dst] = TransitionRecord(
+            src, dst, 0.0, list(stopper.scores), [], list(stopper.fits)
+        )
+    leader = TransitionRecord(S("uniform 16f lr=0.01"), dst, 0.7, [0.7] * 8, [], [])
+    leader.finished, leader.value, leader.reason = True, 0.75, "knee"
+    siblings = {**records, (leader.src, dst): leader}
+    losers = race_losers(siblings, list(records), 10, options.race_margin)
+    assert list(losers) == [(S("uniform 8f lr=0.01"), dst)]  # the fine-tuning one only
+
+
 def test_an_abandoned_move_keeps_its_best_fitted_epoch_so_far():
     options = PlannerOptions(max_epochs=60, rule="noise", noise=0.01)
     stopper = options.stopper(TrainingState.initial(), 0.0)
