@@ -209,6 +209,13 @@ class PlannerConfig(_Strict):
     defer_margin: Annotated[float, Field(ge=0)] = Field(
         _OPTIONS.defer_margin, description="deferring: noise margin of the bounds (score units)"
     )
+    score_start: bool = Field(
+        _OPTIONS.score_start,
+        description="beyond the paper: score each move's starting model in the new state (one "
+        "evaluation after start) and use it as y0, instead of the source's score in its own "
+        "state; a clip-length change loses points before any step, which hides as a first-epoch "
+        "dip otherwise",
+    )
 
     def options(self, noise: float = 0.0, eval_count: int = 0) -> PlannerOptions:
         """The planner's options; ``noise``/``eval_count`` are the trainer's evaluation noise

@@ -55,6 +55,12 @@ class PlannerOptions:
             until all have got there, and one whose optimistic bound is below the leader's
             pessimistic value is abandoned. Deterministic (same plan on every executor and on
             resume); each pause costs one trainer ``resume`` when the move goes on.
+        score_start: beyond the paper, off by default -- score a move's starting model in the
+            new state (one ``evaluate()`` after ``start``) and use that as its y0, instead of
+            the source's score in the source's own state (the paper's V(Si)): a clip-length
+            change costs points before any step (issue 17 item 1), which the paper's y0 hides,
+            so such moves end at knee 0 on the first epoch's apparent "dip". Moves from the
+            initial state keep y0 = 0.
         race_rung: the first rung (epochs).
         race_growth: each rung is this many times the previous one (at least one more
             epoch; 1 = every epoch from ``race_rung`` on).
@@ -89,6 +95,7 @@ class PlannerOptions:
     race_margin: float = 0.01
     defer: bool = False
     defer_margin: float = 0.01
+    score_start: bool = False
 
     def __post_init__(self) -> None:
         if self.race_rung < 1 or self.race_growth < 1:

@@ -213,13 +213,13 @@ class Planner:
                 self.executor.submit((src, dst), "resume", dst, partial.checkpoints[-1])
                 continue
             y0 = 0.0 if source is None else source.observed
+            if partial is not None and partial.epochs_trained > 0:
+                y0 = partial.y0  # as journaled (score_start: the start's own score)
             running = _Running(self.options.stopper(src, y0), y0)
             self._running[src, dst] = running
             if partial is None or partial.epochs_trained == 0:
                 # a transition cut before its first epoch simply starts again
-                first = f"{_edge_id(src, dst)}/e000"
-                source_ckpt = None if source is None else source.checkpoint
-                self.executor.submit((src, dst), "start", dst, source_ckpt, first)
+                self._submit_start((src, dst), None if source is None else source.checkpoint)
                 continue
             stop = False
             for score in partial.scores[1:]:  # same inputs -> same decisions as before
@@ -240,6 +240,14 @@ class Planner:
             else:
                 self.executor.submit((src, dst), "resume", dst, partial.checkpoints[-1])
         return ended
+
+    def _submit_start(self, edge: Edge, source_checkpoint: str | None) -> None:
+        """Start ``edge`` (scoring its starting model with ``score_start``, not from scratch)."""
+        first = f"{_edge_id(*edge)}/e000"
+        args: tuple[object, ...] = (edge[1], source_checkpoint, first)
+        if self.options.score_start and source_checkpoint is not None:
+            args = (*args, True)
+        self.executor.submit(edge, "start", *args)
 
     def _is_ready(self, edge: Edge) -> bool:
         src, dst = edge
@@ -264,9 +272,8 @@ class Planner:
             if running.retries > self.options.max_retries:
                 self._fail(src, dst, "failed", f"{outcome.error} ({running.retries} tries)")
             elif record is None or record.epochs_trained == 0:
-                first = f"{_edge_id(src, dst)}/e000"
                 source = None if src.is_initial else self.progress.states[src].checkpoint
-                self.executor.submit(edge, "start", dst, source, first)
+                self._submit_start(edge, source)
             else:  # restart from the last journaled epoch on a fresh worker
                 self.executor.submit(edge, "resume", dst, record.checkpoints[-1])
             return
@@ -275,10 +282,17 @@ class Planner:
             return
         if outcome.op == "start":
             first = f"{_edge_id(src, dst)}/e000"
+            start = outcome.result  # score_start: the starting model scored in dst
+            if start is not None and math.isfinite(start.score):
+                running.y0 = start.score
+                running.stopper = self.options.stopper(src, start.score)
             self._emit(
                 Op.TRANSITION_STARTED, src=str(src), dst=str(dst), y0=running.y0, checkpoint=first
             )
             record = self.progress.transitions[edge]
+            if start is not None and not math.isfinite(start.score):
+                self._fail(src, dst, "diverged", f"score {start.score} of the starting model")
+                return
         assert record is not None
         if outcome.op == "epoch":
             result = outcome.result

@@ -4,7 +4,8 @@ The planner (the *driver*) owns every decision and is the only writer of the jou
 executor only runs the three trainer operations a transition needs, for up to
 ``max_parallel`` transitions at once, and reports their outcomes:
 
-- ``start``: ``trainer.start(dst, from_checkpoint)`` then ``trainer.save(first_id)``;
+- ``start``: ``trainer.start(dst, from_checkpoint)`` then ``trainer.save(first_id)`` (and,
+  with ``planner.score_start``, ``evaluate()``: the starting model's score in ``dst``);
 - ``resume``: ``trainer.resume(dst, checkpoint_id)`` (a transition continued after a crash);
 - ``epoch``: ``train_epoch()``, ``evaluate()``, then ``save(checkpoint_id)`` if the score is
   finite; given the transition's knee stopper (executors with ``fits_in_worker``), the worker
@@ -77,9 +78,17 @@ class TransitionWorker:
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
 
-    def start(self, state: TrainingState, from_checkpoint: str | None, first_id: str) -> None:
+    def start(
+        self, state: TrainingState, from_checkpoint: str | None, first_id: str, score: bool = False
+    ) -> EpochResult | None:
+        """Start (and with ``score`` evaluate the starting model in ``state``: its y0)."""
+        tick = time.monotonic()
         self.trainer.start(state, from_checkpoint)
         self.trainer.save(first_id)
+        if not score:
+            return None
+        y0 = float(self.trainer.evaluate())
+        return EpochResult(y0, {}, time.monotonic() - tick, math.isfinite(y0))
 
     def resume(self, state: TrainingState, checkpoint_id: str) -> None:
         self.trainer.resume(state, checkpoint_id)
