@@ -28,7 +28,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "paper": {},  # the demo as shipped (T = 5)
     "paper-T10": {"delay": 10},
     "noise": {"rule": "noise"},
+    # y0 scored in the new state, with precise BN at every move's start (issue 17 item 1)
+    "paper-scored": {"score_start": True},
+    "noise-scored": {"rule": "noise", "score_start": True},
 }
+SCORED = {"paper-scored", "noise-scored"}  # also trainer.optim.recalibrate_bn: true
 
 
 def _config(work: Path, variant: str, seed: int) -> Path:
@@ -36,6 +40,8 @@ def _config(work: Path, variant: str, seed: int) -> Path:
     config["name"] = f"demo-{variant}-seed{seed}"
     config["planner"] = {**config["planner"], **VARIANTS[variant]}
     config["trainer"]["seed"] = seed
+    if variant in SCORED:
+        config["trainer"]["optim"] = {**config["trainer"]["optim"], "recalibrate_bn": True}
     config["trainer"]["threads"] = 1
     config["trainer"]["data"]["root"] = str(work / "data" / "demo-order")
     path = work / "configs" / f"{config['name']}.yaml"
