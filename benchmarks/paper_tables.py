@@ -70,11 +70,14 @@ def _spread(values: list[float]) -> str:
 
 
 def _header(args: argparse.Namespace) -> list[str]:
+    from opplan.video.synthetic import TASKS
+
     command = " ".join(shlex.quote(a) for a in args.argv)
+    classes = ", ".join(f"`{t}` ({TASKS[t]} classes)" for t in args.tasks)
     return [
         f"`nice -n 10 .venv/bin/python -m benchmarks.paper_tables {command}`",
         "",
-        f"Data: synthetic tasks, {args.videos_per_class} videos per class (10 classes), "
+        f"Data: synthetic tasks {classes}, {args.videos_per_class} videos per class, "
         f"{args.size}x{args.size} px; clip lengths {args.lengths}, lrs {args.lrs}; "
         f"samplings {args.samplings}; batch {args.batch} (lrs given at 16, scaled linearly); "
         f"seeds {args.seeds}; test protocol {args.views} views. Planner: T = {args.delay}, "
