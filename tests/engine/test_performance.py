@@ -289,8 +289,13 @@ def test_the_switches_plan_the_same_path(tiny_data, tmp_path):
 
 @pytest.mark.slow
 def test_inductor_compile_trains_like_eager_with_its_cache_in_the_run(
-    tiny_data, tmp_path, fp32_eager
+    tiny_data, tmp_path, fp32_eager, monkeypatch
 ):
+    import torch._inductor.config as inductor_config
+
+    # inductor draws dropout masks from its own RNG unless told to fall back to eager's:
+    # without this the heads' dropout differs and the losses with it (measured: 1.4 %)
+    monkeypatch.setattr(inductor_config, "fallback_random", True)
     cache = tmp_path / "compile_cache"
     trainer = make_trainer(tiny_data, tmp_path, compile=True, compile_cache=cache)
     losses, _ = transition(trainer)
