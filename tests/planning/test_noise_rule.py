@@ -65,6 +65,21 @@ def test_stops_within_the_noise_of_the_best_epoch_on_random_curves(c):
     assert stopper.stopped_at >= N_PARAMS
 
 
+@pytest.mark.xfail(strict=True, reason="known premature stop of the noise rule (issue 17)")
+def test_a_slow_rise_found_by_hypothesis_is_not_stopped_early():
+    """A curve Hypothesis drew in session 15 (when its draws still depended on the modules
+    loaded): the rule stops at epoch 7 with knee 6, keeping an epoch worth 0.0518 below the
+    budget's best, over the 4 sigma + 0.01 = 0.05 the property allows. Kept as a strict xfail:
+    it passes (and so fails here) once the rule stops being fooled by this slow rise."""
+    y0, gain, rate, overfit, sigma, seed = (0.5, 0.25, 0.125, 1e-5, 0.01, 113669006)
+    t = np.arange(1, 81)
+    clean = curve(y0, gain, rate, overfit, t)
+    noisy = clean + np.random.default_rng(seed).normal(0, sigma, len(t))
+    stopper = feed(NoiseAwareStopper(y0, max_epochs=80, noise=sigma), noisy)
+    truth = np.concatenate([[y0], clean])
+    assert truth.max() - truth[stopper.knee_epoch] <= 4 * sigma + 0.01
+
+
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(c=curves)
 def test_decisions_depend_on_the_scores_only(c):
