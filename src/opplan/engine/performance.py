@@ -41,6 +41,7 @@ __all__ = [
     "cuda_memory_query",
     "kernel_guard",
     "make_scaler",
+    "optimizer_step",
     "resolve_precision",
     "sync_batch_norm",
     "to_channels_last",
@@ -309,3 +310,27 @@ def check_memory(
         f"optim.micro_batch: one training step of {micro} clips of {size} needs {need} on "
         f"{where}, which has {total / GIB:.1f} GiB ({headroom:.0%} usable); {advice}"
     )
+
+
+def optimizer_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    clip_grad_norm: float | None,
+) -> int:
+    """One optimizer step (gradients unscaled and clipped first); 1 if the fp16 GradScaler
+    skipped it (inf/NaN gradients), else 0. The gradients are zeroed after."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if clip_grad_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    skipped = 0
+    if scaler is not None:
+        scale = scaler.get_scale()
+        scaler.step(optimizer)
+        scaler.update()
+        skipped = int(scaler.get_scale() < scale)  # the scale drops only on a skip
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return skipped

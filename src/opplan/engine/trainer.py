@@ -30,7 +30,7 @@ from opplan.engine.distributed import (
     shuffled_batches,
 )
 from opplan.engine.loader import TrainLoaders, loader_bound_warning
-from opplan.engine.metrics import PlanMetric
+from opplan.engine.metrics import PlanMetric, epoch_metrics
 from opplan.engine.performance import (
     CompiledModule,
     MemoryQuery,
@@ -40,6 +40,7 @@ from opplan.engine.performance import (
     configure_backends,
     kernel_guard,
     make_scaler,
+    optimizer_step,
     resolve_precision,
     sync_batch_norm,
     to_channels_last,
@@ -191,9 +192,7 @@ class VideoTrainer:
         self.epoch += 1
         seed = derive_seed(self.seed, self.origin, state, self.epoch)
         torch.manual_seed(seed)
-        dataset = self._dataset(state, "train")
-        dataset.seed = derive_seed(self.seed, self.origin, state)
-        dataset.set_epoch(self.epoch)
+        dataset = self._train_dataset(state, self.epoch)
         micro = self.optim.micro_batch_for(state.clip_length)
         accumulate = self.optim.accumulation_steps(state.clip_length)
         # the micro-batches one process would draw, shared out over the ranks step by step
@@ -254,7 +253,7 @@ class VideoTrainer:
                 all_reduce_gradients([p for p in model.parameters() if p.requires_grad], world)
             if running is not None:
                 running.merge([len(share) for share in step], rank)
-            skipped += self._step(model, optimizer)
+            skipped += optimizer_step(model, optimizer, self.scaler, self.optim.clip_grad_norm)
             totals["compute_time"] += time.perf_counter() - tick
             tick = time.perf_counter()
             if self.on_batch is not None:
@@ -267,32 +266,17 @@ class VideoTrainer:
             )
         if self.dist.is_main:  # every rank's records are in RUN/.data_health by now
             self.health.end_epoch(num_samples=len(dataset))  # stops past the bad-video budget
-        clips_seen = max(totals.pop("clips"), 1.0)
-        metrics = {
-            "loss": totals["loss"] / clips_seen,
-            "data_time": totals["data_time"],
-            "compute_time": totals["compute_time"],
-            "clips_per_s": clips_seen / max(totals["data_time"] + totals["compute_time"], 1e-9),
-            # the state's rates: how fast the loader delivers while the model waits, and
-            # how fast the model trains (clips per second of compute)
-            "data_clips_per_s": clips_seen / max(totals["data_time"], 1e-9),
-            "compute_clips_per_s": clips_seen / max(totals["compute_time"], 1e-9),
-            "lr": optimizer.param_groups[0]["lr"],
-            "ranks": float(world),  # data-parallel processes that trained this epoch
-        }
+        metrics = epoch_metrics(totals, optimizer.param_groups[0]["lr"], world)
         if self.scaler is not None:  # fp16: steps the GradScaler skipped (inf/NaN gradients)
             metrics["skipped_steps"] = float(skipped)
             metrics["loss_scale"] = float(self.scaler.get_scale())
         self.history.append(metrics)
-        self._warn_loader_bound(metrics)
-        return metrics
-
-    def _warn_loader_bound(self, metrics: dict[str, float]) -> None:
-        """Once per transition: the model waited for data over 20 % of its compute."""
+        # once per transition: the model waited for data over 20 % of its compute
         message = loader_bound_warning(self.state, metrics, self.num_workers)
         if message is not None and not self._loader_warned and self.dist.is_main:
             self._loader_warned = True
             self.log(message)
+        return metrics
 
     def evaluate(self) -> float:
         """Top-1 (or mean top-1/3/5) on the planning validation split, one clip per video
@@ -360,11 +344,8 @@ class VideoTrainer:
         """Precise BN (``optim.recalibrate_bn``): the BN statistics of the state's own
         planning-train clips (epoch 0's augmentation), the same on every rank."""
         model, _, _ = self._require()
-        dataset = self._dataset(state, "train")
-        dataset.seed = derive_seed(self.seed, self.origin, state)
-        dataset.set_epoch(0)  # training epochs count from 1
         batches = recalibration_batches(
-            dataset,
+            self._train_dataset(state, 0),
             micro_batch=self.optim.micro_batch_for(state.clip_length),
             batches=self.optim.recalibrate_bn_batches,
             seed=derive_seed(self.seed, self.origin, state, "precise_bn"),
@@ -464,30 +445,12 @@ class VideoTrainer:
         with kernel_guard(self.precision, self.device), autocast(self.precision, self.device):
             yield
 
-    def _step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-        """One optimizer step; 1 if the GradScaler skipped it (inf/NaN gradients), else 0."""
-        if self.scaler is not None:
-            self.scaler.unscale_(optimizer)
-        if self.optim.clip_grad_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), self.optim.clip_grad_norm)
-        skipped = 0
-        if self.scaler is not None:
-            scale = self.scaler.get_scale()
-            self.scaler.step(optimizer)
-            self.scaler.update()
-            skipped = int(self.scaler.get_scale() < scale)  # the scale drops only on a skip
-        else:
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return skipped
-
     def check_memory(
         self, clip_length: int, query: MemoryQuery | None = None, crop: int | None = None
     ) -> None:
-        """Refuse at start-up (ConfigError, with the numbers) a micro-batch of ``clip_length``
-        frames of side ``crop`` (default: the run's crop) that does not fit, by one dry
-        training step of a fresh model. CUDA only, unless a ``query`` (runs the step,
-        reports the memory) is given."""
+        """Refuse at start-up (ConfigError) a micro-batch of ``clip_length`` frames of side
+        ``crop`` (default: the run's) that does not fit, by one dry training step of a fresh
+        model; CUDA only, unless a ``query`` (runs the step, reports the memory) is given."""
         crop = crop or self.transform.crop_size
         check_memory(
             self._fresh_model(clip_length),
@@ -498,6 +461,13 @@ class VideoTrainer:
             channels_last=self.performance.channels_last,
             query=query,
         )
+
+    def _train_dataset(self, state: TrainingState, epoch: int) -> VideoClipDataset:
+        """The state's training clips as seeded for ``epoch`` (this origin's own draws)."""
+        dataset = self._dataset(state, "train")
+        dataset.seed = derive_seed(self.seed, self.origin, state)
+        dataset.set_epoch(epoch)
+        return dataset
 
     def _dataset(self, state: TrainingState, mode: Mode) -> VideoClipDataset:
         key = (*state_key(state), mode)
