@@ -170,7 +170,7 @@ def _step_optim(base: Any, step: RecipeStep) -> Any:
 
 @contextmanager
 def _restored_optim(trainer: VideoTrainer, optim: Any) -> Iterator[None]:
-    short_cycle = trainer.short_cycle
+    short_cycle = getattr(trainer, "short_cycle", None)  # a stand-in trainer may lack it
     try:
         yield
     finally:
