@@ -265,3 +265,13 @@ def test_short_cycle_baseline_trains_the_cycles_crops_and_resumes_exactly(
     ref = load_checkpoint(tmp_path / "ref" / "model.pt")["model"]
     got = load_checkpoint(tmp_path / "cut" / "model.pt")["model"]
     assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def test_short_cycle_without_multigrid_is_refused(order_videos, tmp_path, opplan_cli, capsys):
+    config = write_video_config(order_videos, tmp_path / "c.yaml")
+    args = ["baseline", str(config), "--lengths", "2,4", "--decay", "cosine", "--epochs", "2"]
+    args += ["--sampling", "uniform", "--short-cycle", "--out", str(tmp_path / "run")]
+    assert opplan_cli(args) == 2
+    captured = capsys.readouterr()
+    assert "--short-cycle goes with --schedule multigrid" in captured.out + captured.err
+    assert not (tmp_path / "run").exists()
