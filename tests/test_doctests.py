@@ -19,6 +19,8 @@ MODULES: list[object] = [
     "opplan.planning.knee",
     "opplan.engine.evaluate",
     "opplan.engine.distributed",
+    "opplan.engine.short_cycle",
+    "opplan.baselines._multigrid",
     "opplan.baselines._schedule",
     "opplan.baselines._grid",
     "opplan.models._frozen_bn",

@@ -106,6 +106,21 @@ def test_persistent_workers_serve_every_epoch_of_a_state_and_train_the_same(tmp_
     assert fresh._loaders.created == 2  # without: a loader per epoch
 
 
+def test_the_short_cycle_trains_the_same_with_persistent_workers(tmp_path):
+    """Multigrid's short cycle (batches 4, 2, 1 at 16, 23, 32 px): its items carry their
+    crop through the persistent loader's (seed, epoch, item) keys."""
+    state = TrainingState("uniform", 4, 0.05, (("size", 32),))
+    optim = OptimSettings(effective_batch=1, reference_batch=1, base_micro_batch=1)
+    losses = []
+    for name, kw in (("a", {}), ("b", {"num_workers": 1, "persistent_workers": True})):
+        trainer = _trainer(tmp_path / name, **kw)
+        trainer.optim, trainer.short_cycle = optim, 32
+        trainer.start(state, None)
+        losses.append([trainer.train_epoch()["loss"] for _ in range(2)])
+    assert losses[1] == pytest.approx(losses[0], rel=0, abs=0)
+    assert trainer._loaders.created == 1
+
+
 def test_uint8_clips_normalized_on_the_device_give_the_same_bits():
     from dataclasses import replace
 

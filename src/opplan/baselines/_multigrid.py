@@ -12,10 +12,13 @@ same iteration saving; all epochs are then rescaled to the requested total and c
 rounded cumulative epoch, so a shape whose share rounds to 0 epochs is dropped (only at
 budgets too small for 4 shapes per stage); the last epoch is always at the full shape.
 
-The short cycle (a different crop size every iteration within an epoch) is not
-implemented: the video trainer builds one dataset, transform and micro-batch plan per
-state and epoch (:meth:`opplan.engine.trainer.VideoTrainer.train_epoch`), so a per-iteration
-size would need a second batching path through the loader; see docs/results.md.
+With ``short_cycle`` (PySlowFast's ``MULTIGRID.SHORT_CYCLE``), iterations within every
+shape also cycle through the crop sides ``S/2``, ``S/sqrt(2)`` (of the final side ``S``) and
+the shape's own, with batches ``round((side/crop)**-2)`` times the shape's: 4B, 2B, B at the
+full shape (:mod:`opplan.engine.short_cycle`, through the trainer's data loader), at the
+shape's lr throughout. As PySlowFast's ``get_long_cycle_schedule`` then does, a shape's
+batch factor is the mean over its three short-cycle shapes (their batches from
+``B * T * S**2`` at the unrounded sides), which sets the epoch split.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from opplan.baselines._schedule import _boundaries, check_sampling_and_lrs
 from opplan.engine.recipe import RecipeStep
+from opplan.engine.short_cycle import SHORT_CYCLE_FACTORS, ShortCycle
 from opplan.planning.state import TrainingState
 
 __all__ = ["LONG_CYCLE", "MultigridEpochs", "MultigridSchedule"]
@@ -73,6 +77,7 @@ class MultigridSchedule:
     epochs: int
     lrs: tuple[float, ...]
     reference_batch: int = 16
+    short_cycle: bool = False
 
     def __post_init__(self) -> None:
         for field in ("clip_length", "size", "batch", "epochs", "reference_batch"):
@@ -81,6 +86,12 @@ class MultigridSchedule:
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")
         if self.size < 12:  # the coarsest shape's side, size / sqrt(2), must stay >= 8 px
             raise ValueError(f"size must be at least 12 pixels, got {self.size}")
+        if self.short_cycle not in (False, True):
+            raise ValueError(f"short_cycle must be true or false, got {self.short_cycle!r}")
+        if self.short_cycle and self.size < 15:  # the short cycle's side S/2 must be >= 8
+            raise ValueError(
+                f"size must be at least 15 pixels with the short cycle, got {self.size}"
+            )
         lrs = check_sampling_and_lrs(self.sampling, self.lrs)
         if len(lrs) < 2:
             raise ValueError("multigrid needs at least 2 lrs (long cycles, then fine-tuning)")
@@ -92,7 +103,7 @@ class MultigridSchedule:
     def name(self) -> str:
         return (
             f"multigrid-{self.sampling}-{self.clip_length}f-{self.size}px-b{self.batch}"
-            f"-e{self.epochs}"
+            f"-e{self.epochs}" + "-short" * self.short_cycle
         )
 
     def shapes(self) -> list[tuple[int, int, int]]:
@@ -105,10 +116,28 @@ class MultigridSchedule:
             out.append((t, s, max(1, round(volume / (t * s * s)))))
         return out
 
+    def batch_factors(self) -> list[float]:
+        """Each shape's mean batch over the final batch (PySlowFast's ``avg_bs``): its own
+        batch's, or with the short cycle the mean over the sides ``f * size`` and its own."""
+        volume = self.batch * self.clip_length * self.size**2
+        out = []
+        for t, _, b in self.shapes():
+            batches = [b]
+            if self.short_cycle:
+                batches += [
+                    round(volume / (t * (f * self.size) ** 2)) for f in SHORT_CYCLE_FACTORS
+                ]
+            out.append(sum(batches) / len(batches) / self.batch)
+        return out
+
+    def cycle(self, run: MultigridEpochs) -> ShortCycle | None:
+        """The short cycle of a run of epochs (None without the short cycle)."""
+        return ShortCycle(self.size, run.size, run.batch) if self.short_cycle else None
+
     def expand(self) -> list[MultigridEpochs]:
         """The schedule: PySlowFast's long-cycle epochs, rescaled to ``epochs``."""
         shapes = self.shapes()
-        factors = [b / self.batch for _, _, b in shapes]  # batch factors (avg_bs there)
+        factors = self.batch_factors()  # avg_bs there
         bounds = _boundaries(self.epochs, len(self.lrs))
         raw: list[tuple[int, tuple[int, int, int], float]] = []
         iterations = 0.0
@@ -142,18 +171,23 @@ class MultigridSchedule:
                 TrainingState(self.sampling, e.clip_length, e.lr, (("size", e.size),)),
                 e.epochs,
                 batch=e.batch,
+                short_cycle=self.size if self.short_cycle else None,
             )
             for e in self.expand()
         ]
 
-    def weighted_epochs(self, reference_length: int) -> float:
+    def weighted_epochs(self, reference_length: int, num_clips: int | None = None) -> float:
         """Epochs weighted by clip length and area, ``epochs * T/ref * (S/size)**2``: the
         compute of an epoch at a smaller crop shrinks with its pixels (for the full size
-        this is the hand-tuned schedules' clip-length weighting)."""
-        return sum(
-            e.epochs * e.clip_length / reference_length * (e.size / self.size) ** 2
-            for e in self.expand()
-        )
+        this is the hand-tuned schedules' clip-length weighting). With the short cycle the
+        area is the epoch's mean over its iterations' crops, for an epoch of ``num_clips``
+        clips (``None``: the cycle's own 3-iteration mix; the last iteration may differ)."""
+        total = 0.0
+        for e in self.expand():
+            cycle = self.cycle(e)
+            area = (e.size / self.size) ** 2 if cycle is None else cycle.pixel_fraction(num_clips)
+            total += e.epochs * e.clip_length / reference_length * area
+        return total
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +200,7 @@ class MultigridSchedule:
             "epochs": self.epochs,
             "lrs": list(self.lrs),
             "reference_batch": self.reference_batch,
+            **({"short_cycle": True} if self.short_cycle else {}),  # older runs: no key
         }
 
     @classmethod
@@ -178,4 +213,5 @@ class MultigridSchedule:
             int(data["epochs"]),
             tuple(data["lrs"]),
             int(data.get("reference_batch", 16)),
+            bool(data.get("short_cycle", False)),
         )

@@ -75,7 +75,7 @@ def run_schedule(
         "val_score": scores[-1],  # the model at the end of the schedule (§5.3)
         "best_epoch_score": max(scores),
         "epochs": schedule.epochs,
-        "weighted_epochs": schedule.weighted_epochs(reference_length),
+        "weighted_epochs": _weighted_epochs(schedule, reference_length, trainer),
         "seconds": sum(float(e.get("seconds", 0.0)) for e in events),
         "final_state": summary["final_state"],
         "model": "model.pt",
@@ -84,6 +84,16 @@ def run_schedule(
     atomic_write_json(done, result)
     shutil.rmtree(run / "checkpoints", ignore_errors=True)  # model.pt holds the final model
     return result
+
+
+def _weighted_epochs(
+    schedule: HandTunedSchedule | MultigridSchedule, reference_length: int, trainer: VideoTrainer
+) -> float:
+    """The schedule's weighted epochs; multigrid's short cycle counts the pixels of every
+    iteration of an epoch over the trainer's training clips."""
+    if isinstance(schedule, MultigridSchedule):
+        return schedule.weighted_epochs(reference_length, len(trainer.train_records))
+    return schedule.weighted_epochs(reference_length)
 
 
 def test_checkpoint(

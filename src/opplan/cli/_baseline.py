@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--schedule",
         choices=("hand-tuned", "multigrid"),
         default="hand-tuned",
-        help="hand-tuned (§5.3, the default) or multigrid (Wu et al. 2020, the long cycle)",
+        help="hand-tuned (§5.3, the default) or multigrid (Wu et al. 2020, the long cycle; "
+        "with --short-cycle also the short cycle)",
     )
     one.add_argument(
         "--lengths",
@@ -37,6 +38,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     one.add_argument("--size", help="multigrid: the final crop side (default: the run's crop)")
     one.add_argument(
         "--batch", help="multigrid: the final effective batch (default: optim.effective_batch)"
+    )
+    one.add_argument(
+        "--short-cycle",
+        action="store_true",
+        help="multigrid: also the short cycle (PySlowFast's MULTIGRID.SHORT_CYCLE): "
+        "iterations cycle through crops of 1/2, 1/sqrt(2) of the final side and the shape's, "
+        "with 4x, 2x, 1x the batch at the full shape",
     )
     _common(one)
     one.set_defaults(func=run_baseline)
@@ -146,6 +154,8 @@ def run_baseline(args: argparse.Namespace) -> int:
         if args.schedule == "multigrid":
             schedule: Any = _multigrid_schedule(args, config, lrs)
         else:
+            if args.short_cycle:
+                raise ConfigError("--short-cycle goes with --schedule multigrid")
             for option in ("lengths", "decay"):
                 if getattr(args, option) is None:
                     raise ConfigError(f"--{option} is required for a hand-tuned schedule")
@@ -257,6 +267,7 @@ def _multigrid_schedule(args: argparse.Namespace, config: Any, lrs: tuple[float,
         _ints("--epochs", args.epochs)[0],
         lrs,
         trainer.optim.reference_batch,
+        short_cycle=args.short_cycle,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from opplan.engine.short_cycle import ShortCycleDataset
 from opplan.video import VideoClipDataset
 
 __all__ = ["LOADER_BOUND", "TrainLoaders", "loader_bound_warning"]
@@ -39,7 +40,7 @@ class _EpochBatches:
 class _EpochItems(Dataset[tuple[torch.Tensor, int, int]]):
     """``(seed, epoch, index)`` -> that epoch's item of the wrapped dataset."""
 
-    def __init__(self, dataset: VideoClipDataset) -> None:
+    def __init__(self, dataset: VideoClipDataset | ShortCycleDataset) -> None:
         self.dataset = dataset
 
     def __len__(self) -> int:
@@ -77,8 +78,8 @@ class TrainLoaders:
         self.created = 0  # loaders made so far (a test's and a profile's counter)
         self._kept: tuple[object, DataLoader[Any], _EpochBatches] | None = None
 
-    def epoch(self, key: object, dataset: VideoClipDataset, batches: list[list[int]],
-              seed: int) -> DataLoader[Any]:  # fmt: skip
+    def epoch(self, key: object, dataset: VideoClipDataset | ShortCycleDataset,
+              batches: list[list[int]], seed: int) -> DataLoader[Any]:  # fmt: skip
         """The loader of one epoch of the state ``key`` over ``batches`` of ``dataset``."""
         if not self.persistent:
             self.created += 1

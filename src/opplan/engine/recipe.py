@@ -4,7 +4,8 @@ once planning has found the path (§5.2). Resumable from the last epoch checkpoi
 A step may carry a per-epoch learning-rate list (``lrs``) instead of its state's constant lr:
 that is how the cosine decay of the hand-tuned baselines (§5.3, ``opplan.baselines``) runs on
 this same loop; a step may also carry its own effective ``batch`` (multigrid's long cycle,
-``opplan.baselines``), its lr then scaled linearly to it by the trainer.
+``opplan.baselines``), its lr then scaled linearly to it by the trainer, and multigrid's
+``short_cycle`` (:mod:`opplan.engine.short_cycle`).
 """
 
 from __future__ import annotations
@@ -40,18 +41,25 @@ class RecipeStep:
         lrs: optional learning rate of each epoch (length ``epochs``, at the reference batch
             like ``state.lr``); ``None`` keeps ``state.lr`` for the whole step.
         batch: optional effective batch of the step; ``None`` keeps the trainer's.
+        short_cycle: multigrid's short cycle within the step: the default (final) crop side
+            its factors apply to; ``None`` (the default): off.
     """
 
     state: TrainingState
     epochs: int
     lrs: tuple[float, ...] | None = None
     batch: int | None = None
+    short_cycle: int | None = None
 
     def __post_init__(self) -> None:
-        if self.batch is not None and (
-            isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1
-        ):
-            raise ValueError(f"batch must be a positive integer, got {self.batch!r}")
+        for name in ("batch", "short_cycle"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.short_cycle is not None and self.short_cycle < 15:  # its crops must be >= 8
+            raise ValueError(f"short_cycle must be at least 15 pixels, got {self.short_cycle}")
         if self.lrs is None:
             return
         lrs = tuple(self.lrs)
@@ -68,6 +76,8 @@ class RecipeStep:
             out["lrs"] = list(self.lrs)
         if self.batch is not None:
             out["batch"] = self.batch
+        if self.short_cycle is not None:  # absent when off: older recipes keep their hash
+            out["short_cycle"] = self.short_cycle
         return out
 
 
@@ -89,6 +99,9 @@ class _Step(BaseModel):
     )
     batch: Annotated[int, Field(strict=True, ge=1)] | None = Field(
         None, description="the step's effective batch (lr scaled to it); none: the run's"
+    )
+    short_cycle: Annotated[int, Field(strict=True, ge=15)] | None = Field(
+        None, description="multigrid's short cycle: the default crop side; none: off"
     )
 
 
@@ -137,7 +150,7 @@ def read_recipe(path: str | Path) -> list[RecipeStep]:
             extra = () if raw.size is None else (("size", raw.size),)
             state = TrainingState(raw.sampling, raw.clip_length, raw.lr, extra)
             lrs = None if raw.lrs is None else tuple(raw.lrs)
-            step = RecipeStep(state, raw.epochs, lrs, raw.batch)
+            step = RecipeStep(state, raw.epochs, lrs, raw.batch, raw.short_cycle)
         except ValueError as err:
             raise ConfigError(f"{p}: invalid recipe: steps[{k}]: {err}") from None
         steps.append(step)
@@ -157,10 +170,11 @@ def _step_optim(base: Any, step: RecipeStep) -> Any:
 
 @contextmanager
 def _restored_optim(trainer: VideoTrainer, optim: Any) -> Iterator[None]:
+    short_cycle = getattr(trainer, "short_cycle", None)  # a stand-in trainer may lack it
     try:
         yield
     finally:
-        trainer.optim = optim
+        trainer.optim, trainer.short_cycle = optim, short_cycle
 
 
 def train_recipe(
@@ -200,6 +214,7 @@ def train_recipe(
                 previous = events[-1]["checkpoint"]
                 continue
             trainer.optim = _step_optim(base_optim, step)
+            trainer.short_cycle = step.short_cycle
             if events:
                 trainer.resume(step.state, events[-1]["checkpoint"])
             else:

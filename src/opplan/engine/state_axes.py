@@ -16,7 +16,7 @@ from opplan.errors import ConfigError
 from opplan.planning.state import TrainingState
 from opplan.video.transforms import TransformConfig
 
-__all__ = ["VIDEO_AXES", "check_size", "state_key", "state_transform"]
+__all__ = ["VIDEO_AXES", "at_size", "check_size", "state_key", "state_transform"]
 
 VIDEO_AXES: tuple[str, ...] = ("size",)
 
@@ -24,6 +24,12 @@ VIDEO_AXES: tuple[str, ...] = ("size",)
 def _size(state: TrainingState) -> int | None:
     value = dict(state.extra).get("size")
     return None if value is None else int(value)
+
+
+def at_size(state: TrainingState, size: int) -> TrainingState:
+    """``state`` with its ``size`` set to ``size`` (every other axis kept)."""
+    rest = tuple(kv for kv in state.extra if kv[0] != "size")
+    return replace(state, extra=(*rest, ("size", size)))
 
 
 def state_key(state: TrainingState) -> tuple[str, int, int | None]:

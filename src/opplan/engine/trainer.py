@@ -20,14 +20,13 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+import opplan.engine.short_cycle as sc
 from opplan.engine.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from opplan.engine.distributed import (
     DistributedContext,
     RunningStats,
     all_reduce_gradients,
     average_buffers,
-    plan_steps,
-    shuffled_batches,
 )
 from opplan.engine.loader import TrainLoaders, loader_bound_warning
 from opplan.engine.metrics import PlanMetric, epoch_metrics
@@ -47,7 +46,7 @@ from opplan.engine.performance import (
 )
 from opplan.engine.precise_bn import recalibrate_bn, recalibration_batches
 from opplan.engine.settings import OptimSettings, classifier_parameters, derive_seed
-from opplan.engine.state_axes import VIDEO_AXES, state_key, state_transform
+from opplan.engine.state_axes import VIDEO_AXES, at_size, state_key, state_transform
 from opplan.engine.validation import validation_score
 from opplan.errors import ConfigError
 from opplan.models import freeze_bn, heads_loss
@@ -155,6 +154,7 @@ class VideoTrainer:
         self.origin = ""  # the checkpoint this transition started from
         self.epoch = 0
         self.history: list[dict[str, float]] = []
+        self.short_cycle: int | None = None  # its default side (set by train_recipe; sc)
 
     # -- the planner's protocol ---------------------------------------------------------
     def start(self, state: TrainingState, from_checkpoint: str | None) -> None:
@@ -192,20 +192,18 @@ class VideoTrainer:
         self.epoch += 1
         seed = derive_seed(self.seed, self.origin, state, self.epoch)
         torch.manual_seed(seed)
-        dataset = self._train_dataset(state, self.epoch)
-        micro = self.optim.micro_batch_for(state.clip_length)
-        accumulate = self.optim.accumulation_steps(state.clip_length)
-        # the micro-batches one process would draw, shared out over the ranks step by step
-        steps = plan_steps(shuffled_batches(len(dataset), micro, seed), accumulate, world)
+        dataset, steps, divisors = self._epoch_steps(state, seed)
         if self.sync_bn:  # SyncBatchNorm's collectives need every rank in every forward:
-            steps = [s for s in steps if len({len(share) for share in s}) == 1]  # drop uneven
+            kept = [k for k, s in enumerate(steps) if len({len(share) for share in s}) == 1]
+            steps, divisors = [steps[k] for k in kept], [divisors[k] for k in kept]  # no uneven
         rank_batches = [batch for step in steps for batch in step[rank]]
-        loader = self._loaders.epoch(state_key(state), dataset, rank_batches, seed)
+        key = (*state_key(state), self.short_cycle)
+        loader = self._loaders.epoch(key, dataset, rank_batches, seed)
         model.train()
         net = self._ddp if self._ddp is not None else model
         # BatchNorm statistics: merged step by step as one process would have them when
         # ranks take whole micro-batches; averaged once per epoch when they take pieces
-        whole = accumulate % world == 0
+        whole = self.optim.accumulation_steps(state.clip_length) % world == 0
         running = RunningStats(model) if self.dist.enabled and whole else None
         running = None if self.sync_bn else running  # synchronized in every forward
         criterion = nn.CrossEntropyLoss(label_smoothing=self.optim.label_smoothing)
@@ -232,7 +230,7 @@ class VideoTrainer:
                 # random draws (dropout) seeded by the micro-batch's first clip: the same
                 # masks whichever rank trains it, so N ranks train like one process
                 torch.manual_seed(derive_seed(seed, "batch", mine[j][0]))
-                weight = (len(labels) * world) / (micro * accumulate)
+                weight = (len(labels) * world) / divisors[k]
                 # no_sync is DistributedDataParallel's; net is one whenever sync can be False
                 with nullcontext() if sync else net.no_sync():  # type: ignore[operator]
                     loss = self._forward_backward(net, clips, labels, criterion, weight)
@@ -265,7 +263,7 @@ class VideoTrainer:
                 [totals["loss"], totals["clips"]], torch.float64
             )
         if self.dist.is_main:  # every rank's records are in RUN/.data_health by now
-            self.health.end_epoch(num_samples=len(dataset))  # stops past the bad-video budget
+            self.health.end_epoch(num_samples=dataset.num_videos)  # stops past the budget
         metrics = epoch_metrics(totals, optimizer.param_groups[0]["lr"], world)
         if self.scaler is not None:  # fp16: steps the GradScaler skipped (inf/NaN gradients)
             metrics["skipped_steps"] = float(skipped)
@@ -461,6 +459,19 @@ class VideoTrainer:
             channels_last=self.performance.channels_last,
             query=query,
         )
+
+    def _epoch_steps(
+        self, state: TrainingState, seed: int
+    ) -> tuple[VideoClipDataset | sc.ShortCycleDataset, sc.Steps, list[int]]:
+        """The epoch's dataset, steps and gradient divisors (:func:`sc.epoch_steps`); with
+        the short cycle, the state's clips at the cycle's 3 crop sides."""
+        train = self._train_dataset(state, self.epoch)
+        if self.short_cycle is None:
+            return train, *sc.epoch_steps(len(train), seed, self.optim, state, self.dist)
+        cycle = sc.ShortCycle(self.short_cycle, train.config.crop_size, self.optim.effective_batch)
+        smaller = [self._dataset(at_size(state, s), "train") for s in cycle.sides[:2]]
+        dataset = sc.ShortCycleDataset([*smaller, train], train.seed, self.epoch)
+        return dataset, *sc.epoch_steps(len(train), seed, self.optim, state, self.dist, cycle)
 
     def _train_dataset(self, state: TrainingState, epoch: int) -> VideoClipDataset:
         """The state's training clips as seeded for ``epoch`` (this origin's own draws)."""
