@@ -1,8 +1,9 @@
 """A resume must refuse what changed (exit 2, one line naming the run, file or field, nothing
 written) and let through what cannot change results (``name``, ``epoch_delay``, ...).
 
-Cases: ``opplan train --resume`` with another recipe (mid-step and finished runs), a
-training in use elsewhere, ``opplan plan --resume`` after the training list changed (cut,
+Cases: ``opplan train --resume`` with another recipe (mid-step and finished runs), a run
+of an older opplan (options added since, at their defaults, pass), a training in use
+elsewhere, ``opplan plan --resume`` after the training list changed (cut,
 classes dropped; a cosmetic edit passes), an edited ``RUN/config.yaml``, cosmetic fields.
 """
 
@@ -112,6 +113,68 @@ def test_train_resume_with_another_config_is_refused_but_not_a_cosmetic_change(
     argv = ["train", str(write_yaml(tmp_path / "c.yaml", cosmetic)), "--recipe", str(recipe)]
     assert main([*argv, "--out", str(run), "--resume"]) == 0
     assert json.loads((run / "train.json").read_text())["scores"] == summary["scores"]
+
+
+def _as_older_opplan(run: Path, drop: dict[str, tuple[str, ...]]) -> str:
+    """Make ``run`` look trained by an opplan without the options in ``drop``: removed from
+    RUN/config.yaml, and the journal's epochs hashed like that dump. Returns the hash."""
+    import yaml
+
+    from opplan.config import dumped_config_hash
+
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    for key, path in drop.items():
+        node = data
+        for part in path:
+            node = node[part]
+        del node[key]
+    (run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    older = dumped_config_hash(data)
+    journal = run / "train_journal.jsonl"
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    journal.write_text("".join(json.dumps({**e, "config_hash": older}) + "\n" for e in events))
+    return older
+
+
+OLDER = {"recalibrate_bn": ("trainer", "optim"), "score_start": ("planner",)}
+
+
+def test_train_resumes_a_run_of_an_older_opplan_whose_only_difference_is_new_options(
+    train_reference, tmp_path, capfd
+):
+    config, recipe, _, summary, _ = train_reference
+    run = tmp_path / "run"
+    argv = ["train", str(config), "--recipe", str(recipe), "--out", str(run)]
+    assert run_cli(argv, fault=Fault("journal_after", 1)) == -9  # killed after one epoch
+    older = _as_older_opplan(run, OLDER)
+    saved = (run / "config.yaml").read_text()
+    assert main([*argv, "--resume"]) == 0
+    assert json.loads((run / "train.json").read_text())["scores"] == summary["scores"]
+    journal = (run / "train_journal.jsonl").read_text().splitlines()
+    hashes = [json.loads(line)["config_hash"] for line in journal]
+    assert hashes[0] == older and len(set(hashes)) == 2  # the new epochs: today's hash
+    assert (run / "config.yaml").read_text() == saved  # kept: it proves the older epochs
+    assert main([*argv, "--resume"]) == 0  # and again, finished, with both hashes
+
+
+def test_an_older_run_with_another_config_or_a_forged_dump_is_still_refused(
+    train_reference, tiny_videos, tmp_path, capfd
+):
+    _, recipe, _, _, _ = train_reference
+    run = _trained_copy(train_reference, tmp_path, keep_events=1)
+    _as_older_opplan(run, OLDER)
+    other = video_config(tiny_videos)
+    other["trainer"]["optim"]["weight_decay"] = 0.0
+    argv = ["train", str(write_yaml(tmp_path / "o.yaml", other)), "--recipe", str(recipe)]
+    before = snapshot(run)
+    capfd.readouterr()
+    assert main([*argv, "--out", str(run), "--resume"]) == 2
+    assert "another config" in one_error_line(capfd)
+    assert snapshot(run) == before
+    # the dump edited to today's config: it no longer hashes to the journal's epochs
+    shutil.copy(tmp_path / "o.yaml", run / "config.yaml")
+    assert main([*argv, "--out", str(run), "--resume"]) == 2
+    assert "another config" in one_error_line(capfd)
 
 
 def test_train_resume_refused_while_in_use_writes_nothing(train_reference, tmp_path, capfd):

@@ -84,7 +84,7 @@ def _train(args: argparse.Namespace, config: PlanConfig, dist: DistributedContex
         raise RunDirError(f"{run} already holds a training; pass --resume to continue it")
     # kept with every journaled epoch: a resume must train the same config and recipe
     identity = {"config_hash": config_hash(config), "recipe_hash": recipe_hash(steps)}
-    _check_resume(run, config, steps, identity)
+    keep_saved = _check_resume(run, config, steps, identity)
     trainer = build_video_trainer(
         config.trainer,
         run,
@@ -102,7 +102,8 @@ def _train(args: argparse.Namespace, config: PlanConfig, dist: DistributedContex
     journal = Journal(run / "train_journal.jsonl") if dist.is_main else ReplicaJournal()
     if dist.is_main:
         try:
-            atomic_write_text(run / "config.yaml", dump_config(config))
+            if not keep_saved:  # else it is what proves the older epochs' config
+                atomic_write_text(run / "config.yaml", dump_config(config))
             atomic_write_text(run / "recipe.yaml", args.recipe.read_text())
         except BaseException:
             journal.close()
@@ -130,7 +131,7 @@ def _train(args: argparse.Namespace, config: PlanConfig, dist: DistributedContex
 
 def _check_resume(
     run: Path, config: PlanConfig, steps: Sequence[RecipeStep], identity: dict[str, Any]
-) -> None:
+) -> bool:
     """Refuse to continue a training with another config or recipe (cosmetic config fields
     aside): its journaled epochs would be mixed with the new schedule's, and train.json
     would claim a schedule that model.pt was not trained with."""
@@ -152,11 +153,14 @@ def _check_resume(
                 same = False
             if not same:
                 raise RunDirError(f"{run} holds the config of another run ({saved})")
-        return
+        return False
+    kept = False  # whether RUN/config.yaml must stay as the older opplan wrote it
     hashes = {e["config_hash"] for e in events if "config_hash" in e}
-    if hashes - {identity["config_hash"]} or (
-        not hashes and saved.exists() and saved.read_text() != dump_config(config)
-    ):
+    older = hashes - {identity["config_hash"]}
+    if older and _older_schema(saved, older, identity["config_hash"]):
+        older = set()  # options added since, at their defaults: the same training
+        kept = True
+    if older or (not hashes and saved.exists() and saved.read_text() != dump_config(config)):
         raise RunDirError(
             f"{run} was trained with another config (the one journaled in {journal}); "
             "resume it with that config, or choose another --out"
@@ -167,6 +171,24 @@ def _check_resume(
             f"{run} was trained with another recipe ({run / 'recipe.yaml'} is the one it "
             "follows); resume with that recipe, or choose another --out"
         )
+    return kept
+
+
+def _older_schema(saved: Path, older: set[str], current: str) -> bool:
+    """Whether the epochs journaled under ``older`` are this config, dumped by an opplan
+    that had fewer options: RUN/config.yaml (kept as the training first wrote it) hashes
+    to the journaled hash by itself (it is that config), and read with today's schema --
+    the options added since at their defaults -- it hashes to ``current``."""
+    from opplan.config import config_hash, dumped_config_hash, legacy_config_data, parse_config
+    from opplan.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(saved.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or {dumped_config_hash(data)} != older:
+            return False
+        return config_hash(parse_config(legacy_config_data(data), source=str(saved))) == current
+    except (ConfigError, OSError, yaml.YAMLError):
+        return False
 
 
 def _check_data(run: Path, config: PlanConfig, data_hash: str) -> None:

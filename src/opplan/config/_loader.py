@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -18,6 +19,7 @@ __all__ = [
     "config_hash",
     "config_identity",
     "dump_config",
+    "dumped_config_hash",
     "legacy_config_data",
     "load_config",
     "parse_config",
@@ -95,7 +97,10 @@ def dump_config(config: PlanConfig) -> str:
 
 def config_identity(config: PlanConfig) -> dict[str, Any]:
     """The config without its :data:`COSMETIC_FIELDS`: what a run's results depend on."""
-    data = _resolved(config)
+    return _without_cosmetic(_resolved(config))
+
+
+def _without_cosmetic(data: dict[str, Any]) -> dict[str, Any]:
     for path in COSMETIC_FIELDS:
         node: Any = data
         for key in path[:-1]:
@@ -105,10 +110,20 @@ def config_identity(config: PlanConfig) -> dict[str, Any]:
     return data
 
 
+def _digest(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def config_hash(config: PlanConfig) -> str:
     """Hash of :func:`config_identity`; a resume needs the same one."""
-    canonical = json.dumps(config_identity(config), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return _digest(config_identity(config))
+
+
+def dumped_config_hash(data: dict[str, Any]) -> str:
+    """:func:`config_hash` of a config as :func:`dump_config` wrote it, computed from the
+    dump alone -- with the schema of the opplan that wrote it, not today's (a field added
+    since is absent from the dump and from its hash)."""
+    return _digest(_without_cosmetic(copy.deepcopy(data)))
 
 
 def legacy_config_data(data: Any) -> Any:
