@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Procedurally generate a synthetic video dataset: 'order' (the class is the order "
             "of events over the whole video; uniform sampling should win), 'tempo' (the "
             "class is a fast local motion; consecutive sampling should win) or 'relay' (the "
-            "order of two events and the fast motion of each: needs long, spread clips)."
+            "order of two events and the fast motion they share: needs long, spread clips)."
         ),
     )
     synth.add_argument("task", choices=["order", "tempo", "relay"])
@@ -47,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     synth.add_argument("--seed", type=int, default=0, metavar="S")
     synth.add_argument("--size", type=int, default=32, metavar="PX", help="frame side (even)")
     synth.add_argument(
-        "--frames", type=int, nargs=2, default=(64, 192), metavar=("MIN", "MAX"),
-        help="video length range in frames (default: 64 192)",
+        "--frames", type=int, nargs=2, default=(None, None), metavar=("MIN", "MAX"),
+        help="video length range in frames (default: 64 192; relay: 48 96)",
     )  # fmt: skip
     synth.set_defaults(func=_synth)
 

@@ -7,7 +7,7 @@ the paper's two samplings (§3.1) is a real question:
   Something-Something) — uniform sampling should win at equal clip length;
 - ``tempo``: the class is a fast local motion (speed, direction, blink frequency; like
   Kinetics) that sparse uniform sampling aliases — consecutive sampling should win;
-- ``relay``: the order of two events and the fast motion of each (beyond the paper) —
+- ``relay``: the order of two events and the fast motion they share (beyond the paper) —
   neither sampling saturates with short clips.
 
 Example:
@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from opplan.video.synthetic._generate import (
+    DEFAULT_FRAMES,
     TASKS,
     SyntheticTask,
     generate_dataset,
@@ -27,6 +28,7 @@ from opplan.video.synthetic._scene import SceneConfig
 from opplan.video.synthetic._writer import write_mp4
 
 __all__ = [
+    "DEFAULT_FRAMES",
     "TASKS",
     "SceneConfig",
     "SyntheticTask",
