@@ -34,7 +34,8 @@ def task_data(args: argparse.Namespace, task: str) -> tuple[int, list[int]]:
     videos, frames = DEFAULT_DATA
     if task in TASK_CONFIGS:
         syn = yaml.safe_load(TASK_CONFIGS[task].read_text())["trainer"]["data"]["synthetic"]
-        videos, frames = syn["videos_per_class"], [syn["min_frames"], syn["max_frames"]]
+        videos = syn["videos_per_class"]
+        frames = [syn.get("min_frames", frames[0]), syn.get("max_frames", frames[1])]
     videos = videos if args.videos_per_class is None else args.videos_per_class
     return videos, list(frames if args.frames is None else args.frames)
 

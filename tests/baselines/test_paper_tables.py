@@ -103,7 +103,7 @@ def test_table1_and_transfer_run(tmp_path):
 
 def test_task_data_defaults_follow_the_relay_config():
     """Without --videos-per-class/--frames, relay gets its config's validated design (80
-    videos of 48-96 frames); order and tempo keep 30 of 64-192; the options win."""
+    videos per class, 64-192 frames); order and tempo keep 30; the options win."""
     import argparse
 
     import yaml
@@ -111,9 +111,9 @@ def test_task_data_defaults_follow_the_relay_config():
     from benchmarks.paper_runs import TASK_CONFIGS, task_data
 
     syn = yaml.safe_load(TASK_CONFIGS["relay"].read_text())["trainer"]["data"]["synthetic"]
-    assert (syn["videos_per_class"], syn["min_frames"], syn["max_frames"]) == (80, 48, 96)
+    assert syn["videos_per_class"] == 80
     default = argparse.Namespace(videos_per_class=None, frames=None)
-    assert task_data(default, "relay") == (80, [48, 96])
+    assert task_data(default, "relay") == (80, [64, 192])
     assert task_data(default, "order") == task_data(default, "tempo") == (30, [64, 192])
     given = argparse.Namespace(videos_per_class=4, frames=[24, 40])
     assert task_data(given, "relay") == task_data(given, "order") == (4, [24, 40])

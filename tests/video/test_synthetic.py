@@ -101,20 +101,3 @@ def test_relay_shows_two_boxes_in_order_each_moving_its_way(label, name, first, 
             assert 1.6 <= sign * step <= 2.4, (colour, step)  # 2 px/frame, +-15 % (+ rounding)
             area = np.median(masks[colour].sum(axis=(1, 2))[on[colour]])
             assert 16 <= area <= 64  # a (2h)^2 box, h = round(2.5..3.5)
-
-
-def test_relay_default_lengths_are_its_own():
-    """relay's motion is sized for 48-96-frame videos: the generator, a config and the CLI
-    default to them; order and tempo keep 64-192."""
-    from opplan.config._video import _TASK_FRAMES, SyntheticConfig
-    from opplan.video.synthetic import DEFAULT_FRAMES
-
-    assert DEFAULT_FRAMES == {"order": (64, 192), "tempo": (64, 192), "relay": (48, 96)}
-    assert {"relay": DEFAULT_FRAMES["relay"]} == _TASK_FRAMES
-    relay = SyntheticConfig(task="relay")
-    assert (relay.min_frames, relay.max_frames) == (48, 96)
-    assert SyntheticConfig(task="relay", max_frames=120).max_frames == 120
-    order = SyntheticConfig(task="order")
-    assert (order.min_frames, order.max_frames) == (64, 192)
-    lengths = {len(render_video("relay", 0, i)) for i in range(6)}
-    assert min(lengths) >= 48 and max(lengths) <= 96

@@ -47,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     synth.add_argument("--seed", type=int, default=0, metavar="S")
     synth.add_argument("--size", type=int, default=32, metavar="PX", help="frame side (even)")
     synth.add_argument(
-        "--frames", type=int, nargs=2, default=(None, None), metavar=("MIN", "MAX"),
-        help="video length range in frames (default: 64 192; relay: 48 96)",
+        "--frames", type=int, nargs=2, default=(64, 192), metavar=("MIN", "MAX"),
+        help="video length range in frames (default: 64 192)",
     )  # fmt: skip
     synth.set_defaults(func=_synth)
 

@@ -15,11 +15,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# the tasks whose default video lengths are not 64-192 frames (kept equal to the generator's
-# DEFAULT_FRAMES by a test; this module does not import the generator's numpy/video stack)
-_TASK_FRAMES: dict[str, tuple[int, int]] = {"relay": (48, 96)}
-
-
 class SyntheticConfig(_Strict):
     """Generate a built-in synthetic dataset into ``data.root`` if its lists are missing."""
 
@@ -29,17 +24,8 @@ class SyntheticConfig(_Strict):
     videos_per_class: PositiveInt = 40
     size: PositiveInt = Field(32, description="frame side in pixels")
     seed: int = 0
-    min_frames: PositiveInt = Field(64, description="shortest video (relay: 48)")
-    max_frames: PositiveInt = Field(192, description="longest video (relay: 96)")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _task_frames(cls, data: Any) -> Any:
-        """A task's own default video lengths (``opplan.video.synthetic.DEFAULT_FRAMES``)."""
-        if isinstance(data, dict) and data.get("task") in _TASK_FRAMES:
-            lo, hi = _TASK_FRAMES[data["task"]]
-            data = {"min_frames": lo, "max_frames": hi, **data}
-        return data
+    min_frames: PositiveInt = 64
+    max_frames: PositiveInt = 192
 
 
 DataFormat = Literal[

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 from opplan.video.synthetic._generate import (
-    DEFAULT_FRAMES,
     TASKS,
     SyntheticTask,
     generate_dataset,
@@ -28,7 +27,6 @@ from opplan.video.synthetic._scene import SceneConfig
 from opplan.video.synthetic._writer import write_mp4
 
 __all__ = [
-    "DEFAULT_FRAMES",
     "TASKS",
     "SceneConfig",
     "SyntheticTask",

@@ -20,7 +20,7 @@ from opplan.video.synthetic import _order, _relay, _tempo
 from opplan.video.synthetic._scene import SceneConfig
 from opplan.video.synthetic._writer import write_mp4
 
-__all__ = ["DEFAULT_FRAMES", "TASKS", "SyntheticTask", "generate_dataset", "render_video"]
+__all__ = ["TASKS", "SyntheticTask", "generate_dataset", "render_video"]
 
 SyntheticTask = Literal["order", "tempo", "relay"]
 
@@ -38,12 +38,6 @@ TASKS: dict[str, int] = {
     "order": len(_order.ORDER_CLASSES),
     "tempo": len(_tempo.TEMPO_CLASSES),
     "relay": len(_relay.RELAY_CLASSES),
-}
-# (min, max) video length of each task when not given; relay's motion is sized for its own
-DEFAULT_FRAMES: dict[str, tuple[int, int]] = {
-    "order": (64, 192),
-    "tempo": (64, 192),
-    "relay": _relay.RELAY_FRAMES,
 }
 _TASK_IDS = {"order": 1, "tempo": 2, "relay": 3}
 _SPLITS = ("train", "val", "test")
@@ -66,17 +60,14 @@ def render_video(
     """Render video ``index`` of class ``label`` as uint8 (T, H, W, 3).
 
     Every video has its own random stream derived from (seed, task, label, index), so a video
-    does not depend on which other videos are generated, nor in which order. Without
-    ``scene``, the default scene at the task's video lengths (``DEFAULT_FRAMES``).
+    does not depend on which other videos are generated, nor in which order.
     """
     if task not in _RENDER:
         raise ConfigError(f"unknown synthetic task {task!r}; choose from {sorted(_RENDER)}")
     if not 0 <= label < TASKS[task]:
         raise ConfigError(f"label {label} out of range for task {task!r} ({TASKS[task]} classes)")
     rng = np.random.default_rng([seed, _TASK_IDS[task], label, index])
-    if scene is None:
-        scene = SceneConfig(min_frames=DEFAULT_FRAMES[task][0], max_frames=DEFAULT_FRAMES[task][1])
-    return _RENDER[task](rng, scene, label)
+    return _RENDER[task](rng, scene or SceneConfig(), label)
 
 
 def _split_of(index: int, videos_per_class: int, fractions: tuple[float, float]) -> str:
@@ -100,8 +91,8 @@ def generate_dataset(
     videos_per_class: int = 40,
     seed: int = 0,
     size: int = 32,
-    min_frames: int | None = None,
-    max_frames: int | None = None,
+    min_frames: int = 64,
+    max_frames: int = 192,
     fps: int = 25,
     fractions: tuple[float, float] = (0.6, 0.2),
     progress: Callable[[int, int], None] | None = None,
@@ -118,8 +109,8 @@ def generate_dataset(
         videos_per_class: videos per class, split into train/val/test by ``fractions``.
         seed: the dataset is a deterministic function of the seed and the options.
         size: frame side in pixels (even).
-        min_frames: shortest video (default: the task's, ``DEFAULT_FRAMES``).
-        max_frames: longest video (default: the task's).
+        min_frames: shortest video.
+        max_frames: longest video.
         fps: frame rate written in the files.
         fractions: (train, val) fractions; the rest is the test split.
         progress: called with (done, total) after each video.
@@ -133,8 +124,6 @@ def generate_dataset(
         raise ConfigError(f"--size must be an even number in [16, 256], got {size}")
     if videos_per_class < 1:
         raise ConfigError(f"--videos-per-class must be >= 1, got {videos_per_class}")
-    min_frames = DEFAULT_FRAMES[task][0] if min_frames is None else min_frames
-    max_frames = DEFAULT_FRAMES[task][1] if max_frames is None else max_frames
     if not 8 <= min_frames <= max_frames:
         raise ConfigError(f"need 8 <= min_frames <= max_frames, got {min_frames}, {max_frames}")
     scene = SceneConfig(size=size, min_frames=min_frames, max_frames=max_frames)

@@ -2,14 +2,14 @@
 fast motion they share (beyond the paper's tasks; issue 20).
 
 Two saturated boxes, red and green, appear one after the other (the first in the first ~40 %
-of the video, the second in the last ~40 %, a gap between them), both moving fast up or both
-down, wrapping around the frame. The class is (which colour comes first, the direction): 4
-classes, chance 25 %. A short consecutive window sees a box move but not which came first
-(2 of 4 classes left: at most 50 %); a sparse uniform clip sees the order but the motion
-aliases (8 frames of a 48-96-frame video are 6-12 frames apart: 9-18 px of a 32-px wrap; 2
-of 4 left). Above 50 % a network has to read both cues, which only long clips (32 frames
-uniform: 1.5-3 frames apart; or 32 consecutive frames across the gap) show -- so the best
-strategy has to grow the clip.
+of the video, the second in the last ~40 %, a gap between them), both moving up or both down
+at 2 px/frame (at 32 px), wrapping around the frame. The class is (which colour comes first,
+the direction): 4 classes, chance 25 %. A short consecutive window sees a box move but not
+which came first (2 of 4 classes left: at most 50 %); a sparse uniform clip sees the order
+but the motion aliases (8 frames of a 64-192-frame video are 8-24 frames apart: 16-48 px on
+a 32-px wrap; 2 of 4 left). Above 50 % a network has to read both cues, which only long
+clips show (32 uniform frames are 2-6 frames apart: 4-12 px) -- so the best strategy has to
+grow the clip, and even 32 frames alias the motion of the longest videos (docs/results.md).
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ from opplan.video.synthetic._scene import (
     render_distractors,
 )
 
-__all__ = ["RELAY_CLASSES", "RELAY_FRAMES", "RELAY_SPEED", "render_relay"]
+__all__ = ["RELAY_CLASSES", "RELAY_SPEED", "render_relay"]
 
 _COLORS = np.array([[230, 30, 30], [30, 210, 40]], dtype=np.float32)  # red, green
 _NAMES = "RG"
 _DIRECTIONS = {-1: "up", 1: "down"}
 RELAY_SPEED = 2.0  # pixels per frame at 32 px, +-15 % per video
-RELAY_FRAMES = (48, 96)  # the task's default video lengths (the speed is sized for them)
 
 # (first colour, direction); direction -1 = up, +1 = down, the same for both boxes
 RELAY_CLASSES: tuple[tuple[int, int], ...] = tuple((first, d) for first in (0, 1) for d in (-1, 1))
