@@ -23,6 +23,23 @@ DECAYS = ["3step", "cosine"]
 WINNING_SAMPLING = {"order": "uniform", "tempo": "consecutive"}
 
 
+# tasks whose data defaults (videos per class, frames; used when --videos-per-class or
+# --frames is not given) are their config's data.synthetic: relay's validated design
+TASK_CONFIGS = {"relay": Path(__file__).resolve().parents[1] / "configs" / "synthetic-relay.yaml"}
+DEFAULT_DATA = (30, [64, 192])
+
+
+def task_data(args: argparse.Namespace, task: str) -> tuple[int, list[int]]:
+    """(videos per class, [min, max] frames) of ``task``: the options, else its defaults."""
+    videos, frames = DEFAULT_DATA
+    if task in TASK_CONFIGS:
+        syn = yaml.safe_load(TASK_CONFIGS[task].read_text())["trainer"]["data"]["synthetic"]
+        videos = syn["videos_per_class"]
+        frames = [syn.get("min_frames", frames[0]), syn.get("max_frames", frames[1])]
+    videos = videos if args.videos_per_class is None else args.videos_per_class
+    return videos, list(frames if args.frames is None else args.frames)
+
+
 def csv_arg(cast):  # type: ignore[no-untyped-def]
     return lambda text: [cast(x) for x in text.split(",") if x.strip()]
 
@@ -62,6 +79,7 @@ def plan_dir(args: argparse.Namespace, root: Path) -> Path:
 def make_config(args: argparse.Namespace, task: str, model: str, seed: int) -> Path:
     """A config of the synthetic ``task`` scaled by the command's options."""
     work = Path(args.work)
+    videos, frames = task_data(args, task)
     config = {
         "name": run_name(args, task, model, seed),
         "graph": {
@@ -85,16 +103,15 @@ def make_config(args: argparse.Namespace, task: str, model: str, seed: int) -> P
             "threads": 1,
             "data": {
                 "root": str(
-                    work / "data" / f"{task}-v{args.videos_per_class}-s{args.size}"
-                    f"-f{args.frames[0]}-{args.frames[-1]}"
+                    work / "data" / f"{task}-v{videos}-s{args.size}-f{frames[0]}-{frames[-1]}"
                 ),
                 "synthetic": {
                     "task": task,
-                    "videos_per_class": args.videos_per_class,
+                    "videos_per_class": videos,
                     "size": args.size,
                     "seed": 0,
-                    "min_frames": args.frames[0],
-                    "max_frames": args.frames[-1],
+                    "min_frames": frames[0],
+                    "max_frames": frames[-1],
                 },
                 "frame_size": args.size,
                 "cache": "memory",

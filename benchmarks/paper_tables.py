@@ -53,6 +53,7 @@ from benchmarks.paper_runs import (
     run_grid_for,
     run_plan,
     run_root,
+    task_data,
     views_arg,
 )
 
@@ -73,12 +74,17 @@ def _header(args: argparse.Namespace) -> list[str]:
     from opplan.video.synthetic import TASKS
 
     command = " ".join(shlex.quote(a) for a in args.argv)
-    classes = ", ".join(f"`{t}` ({TASKS[t]} classes)" for t in args.tasks)
+    data = {t: task_data(args, t) for t in args.tasks}
+    classes = ", ".join(
+        f"`{t}` ({TASKS[t]} classes, {data[t][0]} videos per class, {data[t][1][0]}-"
+        f"{data[t][1][-1]} frames)"
+        for t in args.tasks
+    )
     return [
         f"`nice -n 10 .venv/bin/python -m benchmarks.paper_tables {command}`",
         "",
-        f"Data: synthetic tasks {classes}, {args.videos_per_class} videos per class, "
-        f"{args.size}x{args.size} px; clip lengths {args.lengths}, lrs {args.lrs}; "
+        f"Data: synthetic tasks {classes}, {args.size}x{args.size} px; "
+        f"clip lengths {args.lengths}, lrs {args.lrs}; "
         f"samplings {args.samplings}; batch {args.batch} (lrs given at 16, scaled linearly); "
         f"seeds {args.seeds}; test protocol {args.views} views. Planner: T = {args.delay}, "
         f"at most {args.max_epochs} epochs per transition, from-scratch floor "
@@ -412,7 +418,9 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="table3: the seeds that also run the grid (default: all of --seeds)",
     )
-    parser.add_argument("--videos-per-class", type=int, default=30)
+    parser.add_argument(
+        "--videos-per-class", type=int, default=None, help="default: 30 (relay: its config's)"
+    )
     parser.add_argument("--samplings", type=csv_arg(str), default=SAMPLINGS)
     parser.add_argument("--batch", type=int, default=8, help="effective batch (lrs at 16)")
     parser.add_argument("--size", type=int, default=32)
@@ -447,7 +455,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--step-epochs", type=int, default=10, help="table1: epochs per step")
     parser.add_argument("--views", default="10x3")
-    parser.add_argument("--frames", type=csv_arg(int), default=[64, 192], help="min,max per video")
+    parser.add_argument(
+        "--frames", type=csv_arg(int), default=None,
+        help="min,max per video (default: 64,192; relay: its config's)",
+    )  # fmt: skip
     from benchmarks.paper_peers import add_arguments
 
     add_arguments(parser)

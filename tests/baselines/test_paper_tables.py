@@ -99,3 +99,21 @@ def test_table1_and_transfer_run(tmp_path):
     assert "2 curves of 10 epochs" in text  # 1 length x 2 lrs, --step-epochs 10
     paper_tables.main(["transfer", "--work", str(tmp_path), "--target", "p3d_tiny", *TOY])
     assert "| p3d_tiny trained with |" in (tmp_path / "transfer.md").read_text()
+
+
+def test_task_data_defaults_follow_the_relay_config():
+    """Without --videos-per-class/--frames, relay gets its config's validated design (80
+    videos per class, 64-192 frames); order and tempo keep 30; the options win."""
+    import argparse
+
+    import yaml
+
+    from benchmarks.paper_runs import TASK_CONFIGS, task_data
+
+    syn = yaml.safe_load(TASK_CONFIGS["relay"].read_text())["trainer"]["data"]["synthetic"]
+    assert syn["videos_per_class"] == 80
+    default = argparse.Namespace(videos_per_class=None, frames=None)
+    assert task_data(default, "relay") == (80, [64, 192])
+    assert task_data(default, "order") == task_data(default, "tempo") == (30, [64, 192])
+    given = argparse.Namespace(videos_per_class=4, frames=[24, 40])
+    assert task_data(given, "relay") == task_data(given, "order") == (4, [24, 40])

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Procedurally generate a synthetic video dataset: 'order' (the class is the order "
             "of events over the whole video; uniform sampling should win), 'tempo' (the "
             "class is a fast local motion; consecutive sampling should win) or 'relay' (the "
-            "order of two events and the fast motion of each: needs long, spread clips)."
+            "order of two events and the fast motion they share: needs long, spread clips)."
         ),
     )
     synth.add_argument("task", choices=["order", "tempo", "relay"])

@@ -7,7 +7,7 @@ the paper's two samplings (§3.1) is a real question:
   Something-Something) — uniform sampling should win at equal clip length;
 - ``tempo``: the class is a fast local motion (speed, direction, blink frequency; like
   Kinetics) that sparse uniform sampling aliases — consecutive sampling should win;
-- ``relay``: the order of two events and the fast motion of each (beyond the paper) —
+- ``relay``: the order of two events and the fast motion they share (beyond the paper) —
   neither sampling saturates with short clips.
 
 Example:
