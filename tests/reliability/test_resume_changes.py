@@ -89,23 +89,28 @@ def test_train_resume_with_another_recipe_is_refused(
     assert snapshot(run) == before  # recipe.yaml, train.json, model.pt untouched
 
 
-def test_train_resume_with_another_config_is_refused_but_not_a_cosmetic_change(
-    train_reference, tiny_videos, tmp_path, capfd
-):
-    _, recipe, _, summary, _ = train_reference
-    run = _trained_copy(train_reference, tmp_path)
+def _refuses_another_config(run, recipe, videos, tmp_path, capfd) -> None:  # type: ignore[no-untyped-def]
+    """A resume with another weight decay is refused and writes nothing; so is one after
+    RUN/config.yaml was edited to that config (the journal's hash, not the copy, decides)."""
     before = snapshot(run)
-    other = video_config(tiny_videos)
+    other = video_config(videos)
     other["trainer"]["optim"]["weight_decay"] = 0.0
     argv = ["train", str(write_yaml(tmp_path / "o.yaml", other)), "--recipe", str(recipe)]
     capfd.readouterr()
     assert main([*argv, "--out", str(run), "--resume"]) == 2
     assert "another config" in one_error_line(capfd)
     assert snapshot(run) == before
-    # RUN/config.yaml edited to the other config: the journal's hash still refuses it
     shutil.copy(tmp_path / "o.yaml", run / "config.yaml")
     assert main([*argv, "--out", str(run), "--resume"]) == 2
     assert "another config" in one_error_line(capfd)
+
+
+def test_train_resume_with_another_config_is_refused_but_not_a_cosmetic_change(
+    train_reference, tiny_videos, tmp_path, capfd
+):
+    _, recipe, _, summary, _ = train_reference
+    run = _trained_copy(train_reference, tmp_path)
+    _refuses_another_config(run, recipe, tiny_videos, tmp_path, capfd)
 
     cosmetic = video_config(tiny_videos, name="renamed")
     cosmetic["trainer"]["data"]["num_workers"] = 0  # explicit default, and a new name
@@ -163,18 +168,7 @@ def test_an_older_run_with_another_config_or_a_forged_dump_is_still_refused(
     _, recipe, _, _, _ = train_reference
     run = _trained_copy(train_reference, tmp_path, keep_events=1)
     _as_older_opplan(run, OLDER)
-    other = video_config(tiny_videos)
-    other["trainer"]["optim"]["weight_decay"] = 0.0
-    argv = ["train", str(write_yaml(tmp_path / "o.yaml", other)), "--recipe", str(recipe)]
-    before = snapshot(run)
-    capfd.readouterr()
-    assert main([*argv, "--out", str(run), "--resume"]) == 2
-    assert "another config" in one_error_line(capfd)
-    assert snapshot(run) == before
-    # the dump edited to today's config: it no longer hashes to the journal's epochs
-    shutil.copy(tmp_path / "o.yaml", run / "config.yaml")
-    assert main([*argv, "--out", str(run), "--resume"]) == 2
-    assert "another config" in one_error_line(capfd)
+    _refuses_another_config(run, recipe, tiny_videos, tmp_path, capfd)
 
 
 def test_train_resume_refused_while_in_use_writes_nothing(train_reference, tmp_path, capfd):
