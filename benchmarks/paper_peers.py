@@ -10,6 +10,11 @@ found best -- information a multigrid user would not have, in its favour), and t
 under ASHA, Hyperband (Optuna's pruners) and top-k (``opplan grid --search``). Every final
 model is tested with ``--views`` on the test split; costs are summed epochs, weighted epochs
 and summed training seconds of everything each method trained.
+
+The searches replay the seed's full grid (``run_search(recorded=...)``, in ``<search>-replay/``):
+the same pruner decisions on the grid runs' recorded epochs, the cost of the epochs the search
+would have trained, timed by the grid's own epochs; ``--train-searches`` trains them instead
+(in ``<search>/``), which costs about another grid per seed.
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--keep", type=int, default=3, help="peers: top-k's k")
     parser.add_argument("--probe-epochs", type=int, default=2, help="peers: top-k's probe")
+    parser.add_argument(
+        "--train-searches",
+        action="store_true",
+        help="peers: train ASHA/Hyperband/top-k (default: replay the seed's grid)",
+    )
 
 
 def _multigrid(args: argparse.Namespace, config: Path, out: Path, sampling: str) -> dict[str, Any]:
@@ -62,18 +72,23 @@ def _multigrid(args: argparse.Namespace, config: Path, out: Path, sampling: str)
     }
 
 
-def _search(args: argparse.Namespace, config_path: Path, out: Path, search: str) -> dict[str, Any]:
+def _search(
+    args: argparse.Namespace, config_path: Path, grid: Path, search: str
+) -> dict[str, Any]:
     from opplan.baselines import GridSpec
     from opplan.baselines._search import run_search
     from opplan.config import load_config
 
     config = load_config(config_path)
     spec = GridSpec.from_config(config, budgets=args.budgets, decays=args.decays)
+    trained = getattr(args, "train_searches", False)
+    out = grid.with_name(search if trained else f"{search}-replay")
     results = run_search(
         config,
         spec,
         out,
         search,
+        recorded=None if trained else grid,
         resume=True,
         views=views_arg(args),
         keep=min(args.keep, len(spec.schedules)),
@@ -127,7 +142,17 @@ def _verdict(task: str, methods: dict[str, list[dict[str, Any]]]) -> str:
 
 def peers(args: argparse.Namespace, header: list[str]) -> list[str]:
     model = args.networks[-1]
-    lines = [*header, f"Network `{model}`; each seed runs its own grid.", ""]
+    searches = (
+        "trained (`--train-searches`)"
+        if getattr(args, "train_searches", False)
+        else "replayed on the seed's grid (the same pruner decisions on its recorded epochs, "
+        "timed by them)"
+    )
+    lines = [
+        *header,
+        f"Network `{model}`; each seed runs its own grid; ASHA, Hyperband and top-k {searches}.",
+        "",
+    ]
     rows = [
         "| task | method | test top-1 (mean ± std; per seed) | epochs | weighted epochs "
         "| training time (summed) |",
@@ -175,7 +200,7 @@ def peers(args: argparse.Namespace, header: list[str]) -> list[str]:
             for search, label in zip(
                 SEARCHES, ("ASHA over the grid", "Hyperband over the grid", "top-k"), strict=True
             ):
-                add(label, _search(args, config, grid_dir(args, root).with_name(search), search))
+                add(label, _search(args, config, grid_dir(args, root), search))
         rows.extend(_row(task, label, runs) for label, runs in methods.items())
         verdicts.append(_verdict(task, methods))
     return [*lines, *rows, "", *verdicts]

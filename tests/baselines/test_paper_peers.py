@@ -3,6 +3,8 @@ row per method and a verdict per task, and a repeated command resumes without tr
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -51,3 +53,16 @@ def test_peers_runs_every_method_and_resumes(tmp_path, monkeypatch):
     paper_tables.main(argv)
     assert calls["n"] == 0  # everything resumed from its run directory
     assert (tmp_path / "peers.md").read_text() == text
+    # the searches replayed the seed's grid; trained instead, they decide and score the same
+    root = tmp_path / "runs" / "order-dg_p3d_tiny-uniform-seed0"
+    assert not any((root / s).exists() for s in ("asha", "hyperband", "topk"))
+    paper_tables.main([*argv, "--train-searches"])
+    for search in ("asha", "hyperband", "topk"):
+        replayed = json.loads((root / f"{search}-replay" / "results.json").read_text())
+        trained = json.loads((root / search / "results.json").read_text())
+        assert calls["n"] > 0 and replayed["tests"] == trained["tests"]
+        for r, t in zip(replayed["runs"], trained["runs"], strict=True):
+            assert (r["schedule"], r["status"], r["epochs"]) == (
+                t["schedule"], t["status"], t["epochs"]
+            )  # fmt: skip
+            assert r["val_score"] == t["val_score"]

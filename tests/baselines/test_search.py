@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from opplan.baselines import GridSpec, grid_cost
 from opplan.config import load_config
@@ -224,3 +225,65 @@ def test_grid_search_from_the_cli_on_tiny_videos(order_videos, tmp_path, opplan_
         opplan_cli(bad)
     bad = ["grid", str(config), "--search", "topk", "--keep", "99", "--out", str(tmp_path / "c")]
     assert opplan_cli(bad) == 2 and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("search", ["asha", "hyperband", "topk"])
+def test_a_search_replayed_on_a_recorded_grid_equals_the_trained_search(
+    setup, tmp_path, monkeypatch, search
+):
+    """``recorded=GRID``: the same decisions, runs, epochs and best as the trained search,
+    nothing trained (no trainer is built), the cost's seconds the grid's own epochs'."""
+    from opplan.baselines import _search as search_module
+    from opplan.baselines import run_grid
+
+    config, spec = setup
+    grid = tmp_path / "grid"
+    run_grid(config, spec, grid, views=None, trainer=FakeTrainer(), log=str)
+    trained = run_search(
+        config, spec, tmp_path / "t", search, views=None, trainer=FakeTrainer(), log=str
+    )
+
+    def no_training(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a recorded search built a trainer")
+
+    monkeypatch.setattr("opplan.engine.build.build_video_trainer", no_training)
+    replayed = run_search(config, spec, tmp_path / "r", search, views=None, log=str, recorded=grid)
+    assert _stable(replayed) == _stable(trained)
+    assert {r["status"] for r in replayed["runs"]} >= {"complete"}
+    assert len({r["status"] for r in replayed["runs"]}) == 2  # some stopped early
+    seconds = 0.0
+    for r, s in zip(replayed["runs"], spec.schedules, strict=True):
+        events = search_module._epoch_events(grid / "runs" / s.name)
+        assert r["seconds"] == pytest.approx(sum(e["seconds"] for e in events[: r["epochs"]]))
+        seconds += r["seconds"]
+    assert replayed["cost"]["wall_seconds"] == pytest.approx(seconds)
+    # repeated: the same (resumed from its own files); a trained search dir is not replayed
+    again = run_search(
+        config, spec, tmp_path / "r", search, resume=True, views=None, log=str, recorded=grid
+    )
+    assert again == replayed
+    with pytest.raises(Exception, match=r"another search\.json"):
+        run_search(
+            config, spec, tmp_path / "t", search, resume=True, views=None, log=str, recorded=grid
+        )
+
+
+def test_a_recorded_search_refuses_an_unfinished_or_other_grid(setup, tmp_path, order_videos):
+    from opplan.baselines import run_grid
+    from opplan.errors import RunDirError
+
+    config, spec = setup
+    with pytest.raises(RunDirError, match=r"no config\.yaml"):
+        run_search(config, spec, tmp_path / "a", "asha", views=None, recorded=tmp_path / "none")
+    small = GridSpec.paper([2, 4], [0.05, 0.005], ["consecutive"], [2])
+    run_grid(config, small, tmp_path / "g", views=None, trainer=FakeTrainer(), log=str)
+    with pytest.raises(RunDirError, match=r"has not finished consecutive-.*-e4"):
+        run_search(config, spec, tmp_path / "b", "asha", views=None, log=str,
+                   recorded=tmp_path / "g")  # fmt: skip
+    text = yaml.safe_load(write_video_config(order_videos, tmp_path / "o.yaml").read_text())
+    text["trainer"]["seed"] = 7
+    (tmp_path / "o.yaml").write_text(yaml.safe_dump(text))
+    other = load_config(tmp_path / "o.yaml")
+    with pytest.raises(RunDirError, match="another config"):
+        run_search(other, small, tmp_path / "c", "asha", views=None, recorded=tmp_path / "g")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()

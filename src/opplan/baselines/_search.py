@@ -18,6 +18,12 @@ uninterrupted one. Run directory, beside the grid's ``runs/<name>/``::
     RUN/runs/<name>/stopped.json   (a pruned or dropped run: its epochs, scores, seconds)
 
 Costs count every epoch trained, stopped runs included (:mod:`opplan.baselines._cost`).
+
+``recorded=GRID_RUN`` replays a finished grid of the same config instead of training: every
+epoch's score and seconds are read from the grid's runs (CPU training is deterministic, so a
+schedule's first n epochs are the grid run's first n), the same pruner decides, the cost is
+what the search would have trained, and the best run's model is the grid's. A benchmark's
+shortcut (``benchmarks/paper_peers.py``), tested equal to a trained search.
 """
 
 from __future__ import annotations
@@ -29,11 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+import yaml
 
 from opplan.baselines._grid import GridSpec, summarize_grid
 from opplan.baselines._run import (
     RUN_KEYS,
     EpochCallback,
+    _differs,
     _locked,
     cached_test,
     prepare_run_dir,
@@ -41,7 +49,8 @@ from opplan.baselines._run import (
 )
 from opplan.baselines._run import run_schedule as _run_schedule
 from opplan.baselines._schedule import HandTunedSchedule
-from opplan.config import PlanConfig, VideoTrainerConfig
+from opplan.config import PlanConfig, VideoTrainerConfig, dump_config
+from opplan.errors import RunDirError
 from opplan.fileio import atomic_write_json
 from opplan.planning.journal import Op, read_journal
 
@@ -99,15 +108,22 @@ def train_until(
 
 
 def _stopped_result(
-    schedule: HandTunedSchedule, run_dir: Path, reference_length: int, status: str
+    schedule: HandTunedSchedule,
+    run_dir: Path,
+    reference_length: int,
+    status: str,
+    events: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The cost and scores of a schedule stopped early (``stopped.json``); its checkpoints
-    are removed."""
+    """The cost and scores of a schedule stopped early (``stopped.json``; ``events``: its
+    epochs, default the run's journal); its checkpoints are removed."""
     path = run_dir / "stopped.json"
     if path.is_file():
         saved: dict[str, Any] = json.loads(path.read_text())
         return saved
-    events = _epoch_events(run_dir)
+    if events is None:
+        events = _epoch_events(run_dir)
+    if not events:
+        raise RunDirError(f"{run_dir}: a stopped run without a scored epoch")
     steps = schedule.steps()
     result = {
         "schedule": schedule.to_dict(),
@@ -119,9 +135,86 @@ def _stopped_result(
         "seconds": sum(float(e.get("seconds", 0.0)) for e in events),
         "scores": [float(e["score"]) for e in events],
     }
+    run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, result)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return result
+
+
+class _Training:
+    """The epochs of a search: trained (the default)."""
+
+    def __init__(
+        self, trainer: VideoTrainer, reference_length: int, on_epoch: EpochCallback | None
+    ) -> None:
+        self.trainer, self.ref, self.on_epoch = trainer, reference_length, on_epoch
+
+    def until(
+        self, schedule: HandTunedSchedule, run_dir: Path, stop: Callable[[int, float], bool]
+    ) -> bool:
+        return train_until(self.trainer, schedule, run_dir, self.ref, stop, self.on_epoch)
+
+    def finish(self, schedule: HandTunedSchedule, run_dir: Path, hook: bool = False) -> Any:
+        on_epoch = self.on_epoch if hook else None
+        return _run_schedule(self.trainer, schedule, run_dir, self.ref, on_epoch)
+
+    def stopped(self, schedule: HandTunedSchedule, run_dir: Path, status: str) -> Any:
+        return _stopped_result(schedule, run_dir, self.ref, status)
+
+    def model_dir(self, run: Path, name: str) -> Path:
+        return run / "runs" / name
+
+
+class _Recorded(_Training):
+    """The epochs of a search read from a finished grid (``recorded``): nothing trains."""
+
+    def __init__(self, grid: Path, config: PlanConfig, reference_length: int) -> None:
+        saved = grid / "config.yaml"
+        if not saved.is_file():
+            raise RunDirError(f"recorded grid {grid} has no config.yaml (not a grid run)")
+        if _differs(yaml.safe_load(saved.read_text()).get("trainer"), _trainer_dict(config)):
+            raise RunDirError(f"recorded grid {grid} was trained with another config ({saved})")
+        self.grid, self.ref = grid, reference_length
+        self.stops: dict[str, int] = {}
+
+    def _events(self, schedule: HandTunedSchedule) -> list[dict[str, Any]]:
+        cell = self.grid / "runs" / schedule.name
+        done = cell / "result.json"
+        if not done.is_file():
+            raise RunDirError(f"recorded grid {self.grid} has not finished {schedule.name}")
+        if json.loads(done.read_text())["schedule"] != schedule.to_dict():
+            raise RunDirError(f"{cell} holds another schedule than {schedule.name}")
+        return _epoch_events(cell)
+
+    def until(
+        self, schedule: HandTunedSchedule, run_dir: Path, stop: Callable[[int, float], bool]
+    ) -> bool:
+        for n, event in enumerate(self._events(schedule), start=1):
+            if stop(n, float(event["score"])):
+                self.stops[schedule.name] = n
+                return False
+        return True
+
+    def finish(self, schedule: HandTunedSchedule, run_dir: Path, hook: bool = False) -> Any:
+        self._events(schedule)  # checks the grid's run
+        result = json.loads((self.grid / "runs" / schedule.name / "result.json").read_text())
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "result.json", result)
+        return result
+
+    def stopped(self, schedule: HandTunedSchedule, run_dir: Path, status: str) -> Any:
+        n = self.stops.get(schedule.name)
+        events = None if n is None else self._events(schedule)[:n]
+        if events is None and not (run_dir / "stopped.json").is_file():
+            raise RunDirError(f"{run_dir}: stopped, but where is not recorded; start afresh")
+        return _stopped_result(schedule, run_dir, self.ref, status, events)
+
+    def model_dir(self, run: Path, name: str) -> Path:
+        return self.grid / "runs" / name
+
+
+def _trainer_dict(config: PlanConfig) -> Any:
+    return yaml.safe_load(dump_config(config))["trainer"]
 
 
 def make_pruner(
@@ -159,12 +252,11 @@ def open_study(run: Path, pruner: optuna.pruners.BasePruner) -> optuna.Study:
 
 
 def _pruned_search(
-    trainer: VideoTrainer,
+    runner: _Training,
     spec: GridSpec,
     run: Path,
     options: dict[str, Any],
     log: Callable[[str], None],
-    on_epoch: EpochCallback | None,
 ) -> list[dict[str, Any]]:
     """ASHA or Hyperband: one Optuna trial per schedule, in grid order (ask and tell)."""
     import optuna
@@ -189,10 +281,10 @@ def _pruned_search(
         finished = frozen is not None and frozen.state.is_finished()
         log(f"[{k + 1}/{len(spec.schedules)}] {schedule.name}" + (" (done)" * finished))
         if frozen is not None and frozen.state == TrialState.PRUNED:
-            results.append(_stopped_result(schedule, run_dir, spec.reference_length, "pruned"))
+            results.append(runner.stopped(schedule, run_dir, "pruned"))
             continue
         if frozen is not None and frozen.state == TrialState.COMPLETE:
-            results.append(_run_schedule(trainer, schedule, run_dir, spec.reference_length))
+            results.append(runner.finish(schedule, run_dir))
             continue
         if frozen is not None:
             trial = Trial(study, frozen._trial_id)
@@ -214,12 +306,12 @@ def _pruned_search(
                 reported.add(epochs)
             return epochs < total and trial.should_prune()
 
-        if train_until(trainer, schedule, run_dir, spec.reference_length, stop, on_epoch):
-            result = _run_schedule(trainer, schedule, run_dir, spec.reference_length)
+        if runner.until(schedule, run_dir, stop):
+            result = runner.finish(schedule, run_dir)
             study.tell(trial, result["val_score"])
             log(f"    val {result['val_score']:.4f}, {result['epochs']} epochs")
         else:
-            result = _stopped_result(schedule, run_dir, spec.reference_length, "pruned")
+            result = runner.stopped(schedule, run_dir, "pruned")
             study.tell(trial, state=TrialState.PRUNED)
             log(f"    pruned after {result['epochs']} epochs (val {result['val_score']:.4f})")
         results.append(result)
@@ -227,17 +319,15 @@ def _pruned_search(
 
 
 def _topk_search(
-    trainer: VideoTrainer,
+    runner: _Training,
     spec: GridSpec,
     run: Path,
     options: dict[str, Any],
     log: Callable[[str], None],
-    on_epoch: EpochCallback | None,
 ) -> list[dict[str, Any]]:
     """Every schedule for its first ``probe`` epochs; the ``keep`` best (by the score after
     them; ties: grid order) finished, the others dropped."""
     probe, keep = options["probe_epochs"], options["keep"]
-    ref = spec.reference_length
     probed: list[float] = []
     for k, schedule in enumerate(spec.schedules):
         run_dir = run / "runs" / schedule.name
@@ -255,7 +345,7 @@ def _topk_search(
             )
             probed.append(float(json.loads(path.read_text())["scores"][n - 1]))
             continue
-        train_until(trainer, schedule, run_dir, ref, stop, on_epoch)
+        runner.until(schedule, run_dir, stop)
         probed.append(scores[n])
     order = sorted(range(len(probed)), key=lambda i: (-probed[i], i))
     kept = set(order[:keep])
@@ -264,12 +354,11 @@ def _topk_search(
         run_dir = run / "runs" / schedule.name
         if i in kept:
             log(f"[finish] {schedule.name} (probe val {probed[i]:.4f})")
-            result = _run_schedule(trainer, schedule, run_dir, ref, on_epoch)
+            result = runner.finish(schedule, run_dir, hook=True)
         elif (run_dir / "result.json").is_file():  # a schedule no longer than the probe
-            result = _run_schedule(trainer, schedule, run_dir, ref)
-            result = {**result, "status": "dropped"}
+            result = {**runner.finish(schedule, run_dir), "status": "dropped"}
         else:
-            result = _stopped_result(schedule, run_dir, ref, "dropped")
+            result = runner.stopped(schedule, run_dir, "dropped")
         results.append({**result, "probe_score": probed[i]})
     return results
 
@@ -289,10 +378,12 @@ def run_search(
     log: Callable[[str], None] = print,
     on_epoch: EpochCallback | None = None,
     trainer: VideoTrainer | None = None,
+    recorded: str | Path | None = None,
 ) -> dict[str, Any]:
     """Search ``spec``'s schedules with ``search`` (asha, hyperband or topk), pick the best
     finished run on the internal validation split, test it with ``views``; write and return
-    ``results.json`` (the grid's format plus each run's ``status`` and the search)."""
+    ``results.json`` (the grid's format plus each run's ``status`` and the search).
+    ``recorded``: a finished grid of ``config`` whose epochs are replayed, not trained."""
     from opplan.engine.build import build_video_trainer, load_lists
 
     if search not in SEARCHES:
@@ -307,21 +398,29 @@ def run_search(
     run = Path(out)
     cfg = config.trainer
     assert isinstance(cfg, VideoTrainerConfig)
-    if trainer is None:  # first: a bad data path fails before anything is written to RUN
-        trainer = build_video_trainer(cfg, run, log, purpose="plan")
+    runner: _Training
+    if recorded is not None:  # first: a missing or other grid fails before RUN is written
+        runner = _Recorded(Path(recorded), config, spec.reference_length)
+    else:  # first: a bad data path fails before anything is written to RUN
+        if trainer is None:
+            trainer = build_video_trainer(cfg, run, log, purpose="plan")
+        runner = _Training(trainer, spec.reference_length, on_epoch)
     if views is not None:
         load_lists(cfg.data, "test")
     options: dict[str, Any] = {"search": search, "min_resource": min_resource}
     options["reduction_factor"] = reduction_factor
     if search == "topk":
         options = {"search": search, "probe_epochs": probe_epochs, "keep": keep}
+    saved = {**spec.to_dict(), **options}
+    if recorded is not None:
+        saved["recorded"] = str(Path(recorded).resolve())
     with _locked(run):
-        prepare_run_dir(run, config, "search.json", {**spec.to_dict(), **options}, resume)
+        prepare_run_dir(run, config, "search.json", saved, resume)
         if search == "topk":
-            results = _topk_search(trainer, spec, run, options, log, on_epoch)
+            results = _topk_search(runner, spec, run, options, log)
         else:
-            results = _pruned_search(trainer, spec, run, options, log, on_epoch)
-        return _finish(cfg, run, spec, options, results, views, log)
+            results = _pruned_search(runner, spec, run, options, log)
+        return _finish(cfg, run, spec, options, results, views, log, runner)
 
 
 def _finish(
@@ -332,6 +431,7 @@ def _finish(
     results: Sequence[dict[str, Any]],
     views: tuple[int, int] | None,
     log: Callable[[str], None],
+    runner: _Training,
 ) -> dict[str, Any]:
     complete = [r for r in results if r.get("status", "complete") == "complete"]
     summary = summarize_grid(complete)
@@ -340,7 +440,7 @@ def _finish(
     if views is not None:
         torch.manual_seed(0)
         log(f"testing {summary['best']} with {views[0]}x{views[1]} views")
-        tests[summary["best"]] = cached_test(cfg, run / "runs" / summary["best"], views)
+        tests[summary["best"]] = cached_test(cfg, runner.model_dir(run, summary["best"]), views)
     runs = [
         {
             **{k: r[k] for k in RUN_KEYS},
