@@ -15,14 +15,23 @@ The searches replay the seed's full grid (``run_search(recorded=...)``, in ``<se
 the same pruner decisions on the grid runs' recorded epochs, the cost of the epochs the search
 would have trained, timed by the grid's own epochs; ``--train-searches`` trains them instead
 (in ``<search>/``), which costs about another grid per seed.
+
+Each task and seed's measurements are written to ``--records`` (one JSON with the command,
+commit and options); a record with the same options is used without running anything, one
+with other options is refused. A table whose runs take several sessions or machines is
+committed as records and assembled with ``--from-records``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import datetime as _dt
 import json
+import shlex
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +40,7 @@ from benchmarks.paper_runs import (
     make_config,
     plan_dir,
     run_grid_for,
+    run_name,
     run_plan,
     run_root,
     views_arg,
@@ -51,6 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--train-searches",
         action="store_true",
         help="peers: train ASHA/Hyperband/top-k (default: replay the seed's grid)",
+    )
+    parser.add_argument(
+        "--records",
+        type=Path,
+        default=None,
+        help="peers: one JSON per task and seed (default: --work/peers-records)",
+    )
+    parser.add_argument(
+        "--from-records",
+        action="store_true",
+        help="peers: the table from --records alone (each task's own options), nothing run",
     )
 
 
@@ -140,6 +161,121 @@ def _verdict(task: str, methods: dict[str, list[dict[str, Any]]]) -> str:
     return f"`{task}`: " + "; ".join(parts) + "."
 
 
+# the options that do not change what a seed's runs train (where they live, what is shown)
+_NOT_OPTIONS = {
+    "work", "tasks", "seeds", "networks", "argv", "table", "target", "grid_seeds", "rules",
+    "step_epochs", "long_budgets", "long_grid", "records", "from_records",
+}  # fmt: skip
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """What decides a seed's runs: every option but where they live and what is shown."""
+    options = {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS}
+    return json.loads(json.dumps(options, default=str))
+
+
+def records_dir(args: argparse.Namespace) -> Path:
+    return Path(args.records) if args.records else Path(args.work) / "peers-records"
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def _seed_methods(
+    args: argparse.Namespace, task: str, model: str, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Every method's test top-1 and cost on one task and seed (trained or resumed)."""
+    methods: dict[str, dict[str, Any]] = {}
+    config = make_config(args, task, model, seed)
+    root = run_root(args, task, model, seed)
+    paper_rule = copy.copy(args)
+    paper_rule.min_rise_from_initial = 0.0
+    for label, options in (
+        (f"planner (rise {args.min_rise_from_initial:g})", args),
+        ("planner (paper's rule)", paper_rule),
+    ):
+        plan = run_plan(options, config, plan_dir(options, root))
+        cost = plan["cost"]
+        methods[label] = {
+            "test": plan["test"],
+            "epochs": cost.epochs,
+            "weighted": cost.weighted_epochs,
+            "seconds": cost.training_seconds,
+        }
+    grid = run_grid_for(args, config, grid_dir(args, root))
+    methods["best hand-tuned (full grid)"] = {
+        "test": grid["test"],
+        "epochs": grid["cost"].epochs,
+        "weighted": grid["cost"].weighted_epochs,
+        "seconds": grid["cost"].training_seconds,
+    }
+    sampling = grid["schedule"]["sampling"]
+    methods["multigrid"] = _multigrid(args, config, root / "multigrid", sampling)
+    for search, label in zip(
+        SEARCHES, ("ASHA over the grid", "Hyperband over the grid", "top-k"), strict=True
+    ):
+        methods[label] = _search(args, config, grid_dir(args, root), search)
+    return methods
+
+
+def seed_record(args: argparse.Namespace, task: str, model: str, seed: int) -> dict[str, Any]:
+    """One task and seed's measurements, kept in ``--records`` (committed, so that a table
+    whose runs take several sessions or machines is assembled from their records): an
+    existing record with the same options is used as it is; one with other options is
+    refused (exit 2); a missing one is run (resuming its run directory) and written."""
+    path = records_dir(args) / f"{run_name(args, task, model, seed)}.json"
+    options = _options(args)
+    if path.exists():
+        record = json.loads(path.read_text())
+        if record["options"] != options:
+            diff = sorted(
+                k
+                for k in {*options, *record["options"]}
+                if options.get(k) != record["options"].get(k)
+            )
+            print(
+                f"{path}: recorded with other options ({', '.join(diff)}); run with the same "
+                "options, or delete the record to run these",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+        return dict(record)
+    methods = _seed_methods(args, task, model, seed)
+    record = {
+        "task": task,
+        "network": model,
+        "seed": seed,
+        "command": "python -m benchmarks.paper_tables " + " ".join(map(shlex.quote, args.argv)),
+        "commit": _commit(),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "options": options,
+        "methods": methods,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def _load_records(args: argparse.Namespace, task: str, model: str) -> list[dict[str, Any]]:
+    """``--from-records``: the task's records for ``--seeds``, whatever their options."""
+    records = []
+    for seed in args.seeds:
+        matches = sorted(records_dir(args).glob(f"{task}-{model}*-seed{seed}.json"))
+        records.extend(json.loads(m.read_text()) for m in matches[:1])
+    return records
+
+
 def peers(args: argparse.Namespace, header: list[str]) -> list[str]:
     model = args.networks[-1]
     searches = (
@@ -148,6 +284,13 @@ def peers(args: argparse.Namespace, header: list[str]) -> list[str]:
         else "replayed on the seed's grid (the same pruner decisions on its recorded epochs, "
         "timed by them)"
     )
+    if getattr(args, "from_records", False):
+        header = [
+            *header[:2],
+            f"Assembled from the records in `{records_dir(args)}`, each task with the options "
+            "of its records' commands (listed below); nothing run.",
+            "",
+        ]
     lines = [
         *header,
         f"Network `{model}`; each seed runs its own grid; ASHA, Hyperband and top-k {searches}.",
@@ -158,49 +301,23 @@ def peers(args: argparse.Namespace, header: list[str]) -> list[str]:
         "| training time (summed) |",
         "|---|---|---|---|---|---|",
     ]
-    verdicts = []
-    paper_rule = copy.copy(args)
-    paper_rule.min_rise_from_initial = 0.0
+    verdicts, sources = [], []
     for task in args.tasks:
+        if getattr(args, "from_records", False):
+            records = _load_records(args, task, model)
+        else:
+            records = [seed_record(args, task, model, seed) for seed in args.seeds]
+        if not records:
+            verdicts.append(f"`{task}`: no record in {records_dir(args)} (not run).")
+            continue
         methods: dict[str, list[dict[str, Any]]] = {}
-
-        def add(label: str, run: dict[str, Any], methods: dict[str, Any] = methods) -> None:
-            methods.setdefault(label, []).append(run)
-
-        for seed in args.seeds:
-            config = make_config(args, task, model, seed)
-            root = run_root(args, task, model, seed)
-            for label, options in (
-                (f"planner (rise {args.min_rise_from_initial:g})", args),
-                ("planner (paper's rule)", paper_rule),
-            ):
-                plan = run_plan(options, config, plan_dir(options, root))
-                cost = plan["cost"]
-                add(
-                    label,
-                    {
-                        "test": plan["test"],
-                        "epochs": cost.epochs,
-                        "weighted": cost.weighted_epochs,
-                        "seconds": cost.training_seconds,
-                    },
-                )
-            grid = run_grid_for(args, config, grid_dir(args, root))
-            add(
-                "best hand-tuned (full grid)",
-                {
-                    "test": grid["test"],
-                    "epochs": grid["cost"].epochs,
-                    "weighted": grid["cost"].weighted_epochs,
-                    "seconds": grid["cost"].training_seconds,
-                },
-            )
-            sampling = grid["schedule"]["sampling"]
-            add("multigrid", _multigrid(args, config, root / "multigrid", sampling))
-            for search, label in zip(
-                SEARCHES, ("ASHA over the grid", "Hyperband over the grid", "top-k"), strict=True
-            ):
-                add(label, _search(args, config, grid_dir(args, root), search))
+        for record in records:
+            for label, run in record["methods"].items():
+                methods.setdefault(label, []).append(run)
         rows.extend(_row(task, label, runs) for label, runs in methods.items())
         verdicts.append(_verdict(task, methods))
-    return [*lines, *rows, "", *verdicts]
+        for command in dict.fromkeys(r["command"] for r in records):
+            seeds = [r["seed"] for r in records if r["command"] == command]
+            commits = sorted({r["commit"] for r in records if r["command"] == command})
+            sources.append(f"- `{task}` seeds {seeds} (commit {', '.join(commits)}): `{command}`")
+    return [*lines, *rows, "", *verdicts, "", "Records:", *sources]

@@ -402,7 +402,7 @@ TABLES = {
 }
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -462,6 +462,11 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks.paper_peers import add_arguments
 
     add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     if args.grid_seeds is not None and args.seeds[0] not in args.grid_seeds:

@@ -50,13 +50,35 @@ def test_peers_runs_every_method_and_resumes(tmp_path, monkeypatch):
         return original(self)
 
     monkeypatch.setattr(VideoTrainer, "train_epoch", counting)
+    record_path = tmp_path / "peers-records" / "order-dg_p3d_tiny-uniform-seed0.json"
+    record = json.loads(record_path.read_text())
+    assert record["seed"] == 0 and record["options"]["keep"] == 1
+    assert record["command"].endswith(" ".join(argv))
+    grid_test = record["methods"]["best hand-tuned (full grid)"]["test"]
+    assert f"| order | best hand-tuned (full grid) | {100 * grid_test:.1f} (" in text
+    paper_tables.main(argv)  # the record is used as it is
+    assert calls["n"] == 0 and (tmp_path / "peers.md").read_text() == text
+    record_path.unlink()
     paper_tables.main(argv)
     assert calls["n"] == 0  # everything resumed from its run directory
     assert (tmp_path / "peers.md").read_text() == text
+    assert json.loads(record_path.read_text())["methods"] == record["methods"]
+    # a record of other options is refused before anything runs
+    with pytest.raises(SystemExit) as refused:
+        paper_tables.main([*argv, "--keep", "2"])
+    assert refused.value.code == 2 and calls["n"] == 0
+    # the table from the records alone: the same rows, the record's command listed
+    paper_tables.main(
+        ["peers", "--tasks", "order,tempo", "--work", str(tmp_path), "--from-records"]
+    )
+    assembled = (tmp_path / "peers.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| order |")]
+    assert rows and all(row in assembled for row in rows)
+    assert "`tempo`: no record" in assembled and record["command"] in assembled
     # the searches replayed the seed's grid; trained instead, they decide and score the same
     root = tmp_path / "runs" / "order-dg_p3d_tiny-uniform-seed0"
     assert not any((root / s).exists() for s in ("asha", "hyperband", "topk"))
-    paper_tables.main([*argv, "--train-searches"])
+    paper_tables.main([*argv, "--train-searches", "--records", str(tmp_path / "trained")])
     for search in ("asha", "hyperband", "topk"):
         replayed = json.loads((root / f"{search}-replay" / "results.json").read_text())
         trained = json.loads((root / search / "results.json").read_text())
@@ -66,3 +88,21 @@ def test_peers_runs_every_method_and_resumes(tmp_path, monkeypatch):
                 t["schedule"], t["status"], t["epochs"]
             )  # fmt: skip
             assert r["val_score"] == t["val_score"]
+
+
+def test_a_record_of_other_options_is_refused_naming_them(tmp_path, capsys):
+    from benchmarks.paper_peers import _options, seed_record
+
+    parser = paper_tables.build_parser()
+    args = parser.parse_args(["peers", *TOY, "--work", str(tmp_path)])
+    args.argv = ["peers"]
+    records = tmp_path / "peers-records"
+    records.mkdir()
+    stale = {"options": {**_options(args), "keep": 5}, "methods": {}, "command": "x", "seed": 0}
+    (records / "order-dg_p3d_tiny-uniform-seed0.json").write_text(json.dumps(stale))
+    with pytest.raises(SystemExit) as refused:
+        seed_record(args, "order", "dg_p3d_tiny", 0)
+    assert refused.value.code == 2
+    message = capsys.readouterr().err
+    assert "order-dg_p3d_tiny-uniform-seed0.json" in message and "options (keep)" in message
+    assert not (tmp_path / "runs").exists()  # refused before anything ran
