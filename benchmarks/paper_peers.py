@@ -32,6 +32,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,19 +193,37 @@ def _commit() -> str:
     return out.stdout.strip()
 
 
+GRID = "best hand-tuned (full grid)"
+SEARCH_LABELS = ("ASHA over the grid", "Hyperband over the grid", "top-k")
+
+
+def labels(args: argparse.Namespace) -> list[str]:
+    """The table's methods, in its order."""
+    planners = [f"planner (rise {args.min_rise_from_initial:g})", "planner (paper's rule)"]
+    return [*planners, GRID, "multigrid", *SEARCH_LABELS]
+
+
 def _seed_methods(
-    args: argparse.Namespace, task: str, model: str, seed: int
-) -> dict[str, dict[str, Any]]:
-    """Every method's test top-1 and cost on one task and seed (trained or resumed)."""
-    methods: dict[str, dict[str, Any]] = {}
+    args: argparse.Namespace,
+    task: str,
+    model: str,
+    seed: int,
+    record: dict[str, Any],
+    save: Callable[[], None],
+) -> None:
+    """Every method's test top-1 and cost on one task and seed (trained or resumed), each
+    saved into ``record`` as soon as it is measured: a session that ends mid-seed keeps the
+    methods it finished (the plans are ~half a seed's cost), and the next one runs the rest.
+    The searches replay the grid right after it (seconds), so they never need a grid that a
+    later session no longer has."""
+    methods: dict[str, dict[str, Any]] = record["methods"]
     config = make_config(args, task, model, seed)
     root = run_root(args, task, model, seed)
     paper_rule = copy.copy(args)
     paper_rule.min_rise_from_initial = 0.0
-    for label, options in (
-        (f"planner (rise {args.min_rise_from_initial:g})", args),
-        ("planner (paper's rule)", paper_rule),
-    ):
+    for label, options in zip(labels(args)[:2], (args, paper_rule), strict=True):
+        if label in methods:
+            continue
         plan = run_plan(options, config, plan_dir(options, root))
         cost = plan["cost"]
         methods[label] = {
@@ -213,27 +232,31 @@ def _seed_methods(
             "weighted": cost.weighted_epochs,
             "seconds": cost.training_seconds,
         }
-    grid = run_grid_for(args, config, grid_dir(args, root))
-    methods["best hand-tuned (full grid)"] = {
-        "test": grid["test"],
-        "epochs": grid["cost"].epochs,
-        "weighted": grid["cost"].weighted_epochs,
-        "seconds": grid["cost"].training_seconds,
-    }
-    sampling = grid["schedule"]["sampling"]
-    methods["multigrid"] = _multigrid(args, config, root / "multigrid", sampling)
-    for search, label in zip(
-        SEARCHES, ("ASHA over the grid", "Hyperband over the grid", "top-k"), strict=True
-    ):
-        methods[label] = _search(args, config, grid_dir(args, root), search)
-    return methods
+        save()
+    if GRID not in methods or any(label not in methods for label in SEARCH_LABELS):
+        grid = run_grid_for(args, config, grid_dir(args, root))
+        methods[GRID] = {
+            "test": grid["test"],
+            "epochs": grid["cost"].epochs,
+            "weighted": grid["cost"].weighted_epochs,
+            "seconds": grid["cost"].training_seconds,
+        }
+        record["grid_sampling"] = grid["schedule"]["sampling"]
+        for search, label in zip(SEARCHES, SEARCH_LABELS, strict=True):
+            methods[label] = _search(args, config, grid_dir(args, root), search)
+        save()
+    if "multigrid" not in methods:
+        sampling = record["grid_sampling"]
+        methods["multigrid"] = _multigrid(args, config, root / "multigrid", sampling)
+        save()
 
 
 def seed_record(args: argparse.Namespace, task: str, model: str, seed: int) -> dict[str, Any]:
     """One task and seed's measurements, kept in ``--records`` (committed, so that a table
     whose runs take several sessions or machines is assembled from their records): an
-    existing record with the same options is used as it is; one with other options is
-    refused (exit 2); a missing one is run (resuming its run directory) and written."""
+    existing record with the same options is used as it is, and completed if some methods
+    are missing; one with other options is refused (exit 2) before anything runs; a missing
+    one is run (resuming its run directory) and written method by method."""
     path = records_dir(args) / f"{run_name(args, task, model, seed)}.json"
     options = _options(args)
     if path.exists():
@@ -250,30 +273,39 @@ def seed_record(args: argparse.Namespace, task: str, model: str, seed: int) -> d
                 file=sys.stderr,
             )
             raise SystemExit(2)
-        return dict(record)
-    methods = _seed_methods(args, task, model, seed)
-    record = {
-        "task": task,
-        "network": model,
-        "seed": seed,
-        "command": "python -m benchmarks.paper_tables " + " ".join(map(shlex.quote, args.argv)),
-        "commit": _commit(),
-        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "options": options,
-        "methods": methods,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1) + "\n")
+        if all(label in record["methods"] for label in labels(args)):
+            return dict(record)
+    else:
+        record = {"task": task, "network": model, "seed": seed, "options": options}
+        record["methods"] = {}
+    command = "python -m benchmarks.paper_tables " + " ".join(map(shlex.quote, args.argv))
+
+    def save() -> None:
+        record.update(
+            command=command,
+            commit=_commit(),
+            date=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            complete=all(label in record["methods"] for label in labels(args)),
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1) + "\n")
+
+    _seed_methods(args, task, model, seed, record, save)
     return record
 
 
-def _load_records(args: argparse.Namespace, task: str, model: str) -> list[dict[str, Any]]:
-    """``--from-records``: the task's records for ``--seeds``, whatever their options."""
+def _load_records(
+    args: argparse.Namespace, task: str, model: str
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """``--from-records``: the task's complete records for ``--seeds``, whatever their
+    options, and the seeds whose record is incomplete."""
     records = []
     for seed in args.seeds:
         matches = sorted(records_dir(args).glob(f"{task}-{model}*-seed{seed}.json"))
         records.extend(json.loads(m.read_text()) for m in matches[:1])
-    return records
+    return [r for r in records if r.get("complete")], [
+        r["seed"] for r in records if not r.get("complete")
+    ]
 
 
 def peers(args: argparse.Namespace, header: list[str]) -> list[str]:
@@ -303,17 +335,18 @@ def peers(args: argparse.Namespace, header: list[str]) -> list[str]:
     ]
     verdicts, sources = [], []
     for task in args.tasks:
+        partial: list[int] = []
         if getattr(args, "from_records", False):
-            records = _load_records(args, task, model)
+            records, partial = _load_records(args, task, model)
         else:
             records = [seed_record(args, task, model, seed) for seed in args.seeds]
+        if partial:
+            sources.append(f"- `{task}` seeds {partial}: incomplete records, left out")
         if not records:
-            verdicts.append(f"`{task}`: no record in {records_dir(args)} (not run).")
+            verdicts.append(f"`{task}`: no complete record in {records_dir(args)} (not run).")
             continue
-        methods: dict[str, list[dict[str, Any]]] = {}
-        for record in records:
-            for label, run in record["methods"].items():
-                methods.setdefault(label, []).append(run)
+        order = labels(argparse.Namespace(**records[0]["options"]))
+        methods = {label: [r["methods"][label] for r in records] for label in order}
         rows.extend(_row(task, label, runs) for label, runs in methods.items())
         verdicts.append(_verdict(task, methods))
         for command in dict.fromkeys(r["command"] for r in records):

@@ -4,6 +4,7 @@ row per method and a verdict per task, and a repeated command resumes without tr
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -51,6 +52,7 @@ def test_peers_runs_every_method_and_resumes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(VideoTrainer, "train_epoch", counting)
     record_path = tmp_path / "peers-records" / "order-dg_p3d_tiny-uniform-seed0.json"
+    root = tmp_path / "runs" / "order-dg_p3d_tiny-uniform-seed0"
     record = json.loads(record_path.read_text())
     assert record["seed"] == 0 and record["options"]["keep"] == 1
     assert record["command"].endswith(" ".join(argv))
@@ -63,6 +65,16 @@ def test_peers_runs_every_method_and_resumes(tmp_path, monkeypatch):
     assert calls["n"] == 0  # everything resumed from its run directory
     assert (tmp_path / "peers.md").read_text() == text
     assert json.loads(record_path.read_text())["methods"] == record["methods"]
+    # a record cut short (a session ended mid-seed) runs only what it lacks: with the run
+    # directories gone, the plans are not trained again
+    partial = {**record, "complete": False}
+    partial["methods"] = {k: v for k, v in record["methods"].items() if "planner" in k}
+    record_path.write_text(json.dumps(partial))
+    shutil.rmtree(root / "plan")
+    shutil.rmtree(root / "plan-rise3")
+    paper_tables.main(argv)
+    assert calls["n"] == 0 and (tmp_path / "peers.md").read_text() == text
+    assert not (root / "plan").exists() and json.loads(record_path.read_text())["complete"]
     # a record of other options is refused before anything runs
     with pytest.raises(SystemExit) as refused:
         paper_tables.main([*argv, "--keep", "2"])
@@ -74,9 +86,8 @@ def test_peers_runs_every_method_and_resumes(tmp_path, monkeypatch):
     assembled = (tmp_path / "peers.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| order |")]
     assert rows and all(row in assembled for row in rows)
-    assert "`tempo`: no record" in assembled and record["command"] in assembled
+    assert "`tempo`: no complete record" in assembled and record["command"] in assembled
     # the searches replayed the seed's grid; trained instead, they decide and score the same
-    root = tmp_path / "runs" / "order-dg_p3d_tiny-uniform-seed0"
     assert not any((root / s).exists() for s in ("asha", "hyperband", "topk"))
     paper_tables.main([*argv, "--train-searches", "--records", str(tmp_path / "trained")])
     for search in ("asha", "hyperband", "topk"):
