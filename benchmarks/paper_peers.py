@@ -17,9 +17,10 @@ would have trained, timed by the grid's own epochs; ``--train-searches`` trains 
 (in ``<search>/``), which costs about another grid per seed.
 
 Each task and seed's measurements are written to ``--records`` (one JSON with the command,
-commit and options); a record with the same options is used without running anything, one
-with other options is refused. A table whose runs take several sessions or machines is
-committed as records and assembled with ``--from-records``.
+commit and options), method by method; a record with the same options is used as it is (or
+completed, if a session ended mid-seed), one with other options is refused. A table whose
+runs take several sessions or machines is committed as records and assembled with
+``--from-records``.
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ _NOT_OPTIONS = {
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """What decides a seed's runs: every option but where they live and what is shown."""
     options = {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS}
-    return json.loads(json.dumps(options, default=str))
+    as_json: dict[str, Any] = json.loads(json.dumps(options, default=str))
+    return as_json
 
 
 def records_dir(args: argparse.Namespace) -> Path:
@@ -203,6 +205,16 @@ def labels(args: argparse.Namespace) -> list[str]:
     return [*planners, GRID, "multigrid", *SEARCH_LABELS]
 
 
+def _measured(test: float, cost: Any) -> dict[str, Any]:
+    """A method's row from its test top-1 and its ``Cost``."""
+    return {
+        "test": test,
+        "epochs": cost.epochs,
+        "weighted": cost.weighted_epochs,
+        "seconds": cost.training_seconds,
+    }
+
+
 def _seed_methods(
     args: argparse.Namespace,
     task: str,
@@ -225,22 +237,11 @@ def _seed_methods(
         if label in methods:
             continue
         plan = run_plan(options, config, plan_dir(options, root))
-        cost = plan["cost"]
-        methods[label] = {
-            "test": plan["test"],
-            "epochs": cost.epochs,
-            "weighted": cost.weighted_epochs,
-            "seconds": cost.training_seconds,
-        }
+        methods[label] = _measured(plan["test"], plan["cost"])
         save()
     if GRID not in methods or any(label not in methods for label in SEARCH_LABELS):
         grid = run_grid_for(args, config, grid_dir(args, root))
-        methods[GRID] = {
-            "test": grid["test"],
-            "epochs": grid["cost"].epochs,
-            "weighted": grid["cost"].weighted_epochs,
-            "seconds": grid["cost"].training_seconds,
-        }
+        methods[GRID] = _measured(grid["test"], grid["cost"])
         record["grid_sampling"] = grid["schedule"]["sampling"]
         for search, label in zip(SEARCHES, SEARCH_LABELS, strict=True):
             methods[label] = _search(args, config, grid_dir(args, root), search)
@@ -259,6 +260,7 @@ def seed_record(args: argparse.Namespace, task: str, model: str, seed: int) -> d
     one is run (resuming its run directory) and written method by method."""
     path = records_dir(args) / f"{run_name(args, task, model, seed)}.json"
     options = _options(args)
+    record: dict[str, Any]
     if path.exists():
         record = json.loads(path.read_text())
         if record["options"] != options:
@@ -273,8 +275,8 @@ def seed_record(args: argparse.Namespace, task: str, model: str, seed: int) -> d
                 file=sys.stderr,
             )
             raise SystemExit(2)
-        if all(label in record["methods"] for label in labels(args)):
-            return dict(record)
+        if record.get("complete"):
+            return record
     else:
         record = {"task": task, "network": model, "seed": seed, "options": options}
         record["methods"] = {}
@@ -299,7 +301,7 @@ def _load_records(
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """``--from-records``: the task's complete records for ``--seeds``, whatever their
     options, and the seeds whose record is incomplete."""
-    records = []
+    records: list[dict[str, Any]] = []
     for seed in args.seeds:
         matches = sorted(records_dir(args).glob(f"{task}-{model}*-seed{seed}.json"))
         records.extend(json.loads(m.read_text()) for m in matches[:1])
