@@ -37,6 +37,7 @@ def test_peers_runs_every_method_and_resumes(tmp_path, monkeypatch):
         "planner (paper's rule)",
         "best hand-tuned (full grid)",
         "multigrid",
+        "multigrid (planner's epochs)",
         "ASHA over the grid",
         "Hyperband over the grid",
         "top-k",
@@ -56,6 +57,10 @@ def test_peers_runs_every_method_and_resumes(tmp_path, monkeypatch):
     record = json.loads(record_path.read_text())
     assert record["seed"] == 0 and record["options"]["keep"] == 1
     assert record["command"].endswith(" ".join(argv))
+    methods = record["methods"]
+    matched = methods["multigrid (planner's epochs)"]["epochs"]
+    assert matched == methods["planner (rise 3)"]["epochs"] and matched > 3  # not the 3 ep run
+    assert methods["multigrid"]["epochs"] == 3
     grid_test = record["methods"]["best hand-tuned (full grid)"]["test"]
     assert f"| order | best hand-tuned (full grid) | {100 * grid_test:.1f} (" in text
     paper_tables.main(argv)  # the record is used as it is
@@ -75,6 +80,20 @@ def test_peers_runs_every_method_and_resumes(tmp_path, monkeypatch):
     paper_tables.main(argv)
     assert calls["n"] == 0 and (tmp_path / "peers.md").read_text() == text
     assert not (root / "plan").exists() and json.loads(record_path.read_text())["complete"]
+    # a record written before the matched multigrid existed (flagged complete) runs just it
+    older = {**record, "complete": True}
+    older["methods"] = {k: v for k, v in methods.items() if k != "multigrid (planner's epochs)"}
+    record_path.write_text(json.dumps(older))
+    shutil.rmtree(root / "multigrid-matched")
+    paper_tables.main(argv)
+    assert calls["n"] == matched  # its epochs, nothing else trained
+    rerun = json.loads(record_path.read_text())
+    assert rerun["complete"] and rerun["methods"].keys() == methods.keys()
+    again, before = (r["methods"]["multigrid (planner's epochs)"] for r in (rerun, record))
+    assert {k: again[k] for k in ("test", "epochs", "weighted")} == {
+        k: before[k] for k in ("test", "epochs", "weighted")
+    }  # CPU training: the same bits, only its seconds differ
+    calls["n"] = 0
     # a record of other options is refused before anything runs
     with pytest.raises(SystemExit) as refused:
         paper_tables.main([*argv, "--keep", "2"])
