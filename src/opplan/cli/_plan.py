@@ -222,7 +222,7 @@ def _plan(args: argparse.Namespace, dist: DistributedContext | None) -> int:
     from opplan.fileio import check_out_dir, disk_errors
     from opplan.planning import Journal, Planner, read_journal
     from opplan.planning.progress import PlanState
-    from opplan.report import RichPlanProgress, path_table
+    from opplan.report import RichPlanProgress, caveat_lines, path_table
     from opplan.report.figures import write_report
     from opplan.report.tensorboard import TensorBoardCallback
     from opplan.rundir import RunDir
@@ -301,6 +301,8 @@ def _plan(args: argparse.Namespace, dist: DistributedContext | None) -> int:
     plan.write(run.root)
     report = write_report(plan.to_dict(), run.root)
     console.print(path_table(plan.to_dict()))
+    for line in caveat_lines(plan.to_dict()):
+        console.print(line)
     console.print(f"report: {report / 'README.md'}")
     console.print(f"plan: {run.plan}   recipe: {run.root / 'recipe.yaml'}")
     return 0
@@ -311,7 +313,7 @@ def run_show(args: argparse.Namespace) -> int:
 
     from opplan.errors import RunDirError
     from opplan.planning import read_journal
-    from opplan.report import path_table, transitions_table
+    from opplan.report import caveat_lines, path_table, transitions_table
     from opplan.rundir import RunDir
 
     run = RunDir(args.run)
@@ -319,7 +321,7 @@ def run_show(args: argparse.Namespace) -> int:
     if run.plan.exists():
         try:
             plan = json.loads(run.plan.read_text(encoding="utf-8"))
-            tables = [transitions_table(plan), path_table(plan)]
+            tables = [transitions_table(plan), path_table(plan), *caveat_lines(plan)]
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
             if isinstance(err, json.JSONDecodeError):
                 why = f"invalid JSON at line {err.lineno} ({err.msg})"

@@ -10,6 +10,7 @@
     states: {state: {best_from, value, observed, epochs}}
     cost: {epochs_total, weighted_epochs, transitions, failed, skipped, compute_seconds,
            wall_seconds}
+    caveats: [str]                             # what the value does not say (below)
 
 A failed transition (``status`` diverged / failed / unreachable) or a state without a model
 has ``value: null``; so has a move the planner skipped on a bound (``status`` deferred,
@@ -19,6 +20,13 @@ giving the bound and the value in hand. A move abandoned by ``planner.race`` is 
 (training + validation + checkpoint: the footing ``opplan grid`` compares), ``wall_seconds``
 the planner sessions' wall time (less than compute with parallel workers);
 ``weighted_epochs`` weights each epoch by its clip length over the plan's shortest one.
+
+``caveats`` names a best final state whose model was last trained in another sampling or
+clip length (its move, and any before it, ended at knee 0) while its starting model was never
+scored in it (``planner.score_start`` off, the paper's y0 = V(Si)): its value is then anchored
+at the source's score in the source's own state, and the model is deployed untrained in the
+final one -- where a length change can cost many points (issue 20's order seed 2: value
+0.744, test 48.3 %).
 
 ``recipe.yaml`` is the path as training steps; zero-epoch steps collapse (a state reached
 without training leaves the model unchanged).
@@ -75,9 +83,12 @@ class Plan:
     states: dict[TrainingState, StateRecord]
     final_checkpoint: str | None
     session_seconds: float = 0.0
+    caveats: tuple[str, ...] = ()
 
     @classmethod
-    def from_progress(cls, graph: TransitionGraph, progress: PlanState) -> Plan:
+    def from_progress(
+        cls, graph: TransitionGraph, progress: PlanState, scored_start: bool = False
+    ) -> Plan:
         states = progress.states
         missing = [str(s) for s in graph.states if s not in states]
         if missing:
@@ -95,6 +106,7 @@ class Plan:
         transitions = tuple(
             sorted(progress.transitions.values(), key=lambda r: order[r.src, r.dst])
         )
+        caveats = () if scored_start else _untrained_final(path, progress)
         return cls(
             final,
             states[final].value,
@@ -103,6 +115,7 @@ class Plan:
             dict(states),
             states[final].checkpoint,
             progress.session_seconds,
+            caveats,
         )
 
     @property
@@ -150,6 +163,7 @@ class Plan:
                 "compute_seconds": self.compute_seconds,
                 "wall_seconds": self.session_seconds,
             },
+            "caveats": list(self.caveats),
         }
 
     def write(self, run_dir: str | Path) -> None:
@@ -162,6 +176,37 @@ class Plan:
         )
         body = yaml.safe_dump({"steps": self.recipe()}, sort_keys=False)
         atomic_write_text(run / "recipe.yaml", header + body)
+
+
+def _model_kind(state: TrainingState) -> tuple[object, ...]:
+    """What a state's clips depend on: sampling, clip length, ``size`` (the video trainer's
+    input axis; lr and training-only axes such as dropout leave the inputs unchanged)."""
+    return (state.sampling, state.clip_length, dict(state.extra).get("size"))
+
+
+def _untrained_final(path: tuple[PlanStep, ...], progress: PlanState) -> tuple[str, ...]:
+    """The caveat of a final model never trained nor scored in the final state's inputs."""
+    final = path[-1]
+    if final.epochs > 0:
+        return ()
+    trained = next((s for s in reversed(path) if s.epochs > 0), None)
+    if trained is None or _model_kind(trained.state) == _model_kind(final.state):
+        return ()
+    move = progress.transitions.get((final.src, final.state))
+    after = ""
+    if move is not None and move.epochs_trained > 0:
+        trained_on = move.scores[1:]
+        after = (
+            f"; trained on in it, it scored {min(trained_on):.3f}-{max(trained_on):.3f} over "
+            f"{move.epochs_trained} epochs against the start's {move.y0:.3f}"
+        )
+    return (
+        f"the final model was last trained in {trained.state} and enters {final.state} "
+        f"untrained (knee 0); its value {final.value:.4f} is anchored at its score in "
+        f"{trained.state}, never measured in {final.state}{after}. Set planner.score_start: "
+        "true to score starting models in the new state (beyond the paper), or check with "
+        "`opplan evaluate RUN --split val`",
+    )
 
 
 def step_state(step: dict[str, Any]) -> TrainingState:

@@ -138,7 +138,7 @@ class Planner(RaceDriver):
     def run(self) -> Plan:
         """Run (or continue, if ``progress`` came from a journal) the plan to the end."""
         if self.progress.finished is not None:
-            return Plan.from_progress(self.graph, self.progress)
+            return Plan.from_progress(self.graph, self.progress, self.options.score_start)
         started = time.monotonic()
         self._emit(
             Op.PLAN_STARTED,
@@ -156,14 +156,15 @@ class Planner(RaceDriver):
                 raise RuntimeError("planner: nothing running and states left unresolved")
             for outcome in outcomes:
                 self._handle(outcome)
-        plan = Plan.from_progress(self.graph, self.progress)
+        plan = Plan.from_progress(self.graph, self.progress, self.options.score_start)
         self._emit(
             Op.PLAN_FINISHED,
             best_final_state=str(plan.best_final_state),
             value=plan.value,
             session_seconds=time.monotonic() - started,
         )
-        return Plan.from_progress(self.graph, self.progress)  # its cost counts this session
+        # its cost counts this session
+        return Plan.from_progress(self.graph, self.progress, self.options.score_start)
 
     def _resolve_ready(self) -> bool:
         """Resolve, in topological order, every state whose incoming transitions all ended."""

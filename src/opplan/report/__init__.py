@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from opplan.report.progress import RichPlanProgress
-from opplan.report.tables import path_table, transitions_table
+from opplan.report.tables import caveat_lines, path_table, transitions_table
 
-__all__ = ["RichPlanProgress", "path_table", "transitions_table"]
+__all__ = ["RichPlanProgress", "caveat_lines", "path_table", "transitions_table"]

@@ -258,6 +258,7 @@ def write_report(plan: dict[str, Any], run_dir: str | Path) -> Path:
             "\nMoves that diverged, failed or were skipped on a bound (deferred; value -inf, "
             "never on a path):\n\n" + failures
         )
+    caveats = "".join(f"\n**Caveat:** {c}.\n" for c in plan.get("caveats", []))
     atomic_write_text(
         report / "README.md",
         f"# Plan report\n\nBest final state: **{plan['best_final_state']}** "
@@ -265,7 +266,7 @@ def write_report(plan: dict[str, Any], run_dir: str | Path) -> Path:
         f"{head}epochs | value |\n|{'---|' * (6 + len(axes))}\n"
         f"{steps}\n\nCost: {cost['transitions']} transitions, {cost['epochs_total']} epochs, "
         f"{cost['compute_seconds']:.1f} s of training, {cost['wall_seconds']:.1f} s wall time.\n"
-        f"{failures}\n"
+        f"{failures}{caveats}\n"
         "![transition graph](graph.png)\n\n`graph.png`: explored transitions in black, the "
         "chosen path in red with its epochs (Fig. 4 of the paper).\n\n"
         "![curves](curves.png)\n\n`curves.png`: each transition's validation scores, the "

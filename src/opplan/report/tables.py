@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from opplan.planning.plan import step_state
 
-__all__ = ["path_table", "transitions_table"]
+__all__ = ["caveat_lines", "path_table", "transitions_table"]
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -38,6 +39,12 @@ def path_table(plan: dict[str, Any]) -> Table:
         f"{cost['compute_seconds']:.1f} s of training, {cost['wall_seconds']:.1f} s wall time"
     )
     return table
+
+
+def caveat_lines(plan: dict[str, Any]) -> list[str]:
+    """The plan's caveats as rich markup lines, to print under :func:`path_table`."""
+    # older plan.json files have no "caveats"
+    return [f"[yellow]caveat:[/yellow] {escape(c)}" for c in plan.get("caveats", [])]
 
 
 def transitions_table(plan: dict[str, Any], chosen: set[tuple[str, str]] | None = None) -> Table:
