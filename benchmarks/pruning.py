@@ -1,7 +1,7 @@
 """Beyond the paper: epochs saved by pruning (``planner.prune``) and whether the path changes.
 
-    python -m benchmarks.pruning simulated [--instances 10]
-    python -m benchmarks.pruning replay RUN [RUN ...] [--race] [--defer]
+    python -m benchmarks.pruning simulated [--instances 10] [--branches]
+    python -m benchmarks.pruning replay RUN [RUN ...] [--race] [--defer] [--branches]
 
 ``simulated``: random planning instances (RandomLandscape seeds 0..n-1 on the 3x3x2 extended
 graph, T = 10), each planned with and without pruning.
@@ -11,6 +11,9 @@ transition is deterministic given its starting model, so a pruned transition sco
 prefix of its recorded curve. The replay is exact while every state keeps the model it had
 in the recorded plan; if pruning would change a state's model (the bound was wrong and a
 pruned move would have won), the replay stops and reports that the path changed.
+``--race``, ``--defer``, ``--branches`` replay with those switches instead of pruning
+(``--branch-margin``: ``planner.branch_margin``); the seconds are the recorded moves'
+seconds, prorated by the epochs each keeps.
 """
 
 from __future__ import annotations
@@ -71,7 +74,9 @@ class RecordedTrainer:
         pass
 
 
-def replay(run: Path, margin: float, knobs: dict[str, bool] | None = None) -> str:
+def replay(
+    run: Path, margin: float, knobs: dict[str, bool] | None = None, branch_margin: float = 0.1
+) -> str:
     """One table row: the finished plan in ``run`` replayed with pruning on (or, given
     ``knobs``, with those planner switches on instead: ``race``, ``defer``)."""
     from dataclasses import replace
@@ -85,7 +90,7 @@ def replay(run: Path, margin: float, knobs: dict[str, bool] | None = None) -> st
         recorded = json.loads(journal_file.readline()).get("options", {})
     base = replace(config.planner.options(), eval_count=recorded.get("eval_count", 0))
     knobs = knobs or {"prune": True}
-    options = replace(base, prune_margin=margin, **knobs)
+    options = replace(base, prune_margin=margin, branch_margin=branch_margin, **knobs)
     total = plan["cost"]["epochs_total"]
     with tempfile.TemporaryDirectory() as tmp, Journal(Path(tmp) / "j.jsonl") as journal:
         try:
@@ -96,13 +101,25 @@ def replay(run: Path, margin: float, knobs: dict[str, bool] | None = None) -> st
     cut = ("pruned", "raced", "deferred", "bound")
     n = sum(t.reason.startswith(cut) or t.failed for t in pruned.transitions)
     saved = total - pruned.epochs_total
+    recorded_s = {
+        (t["from"], t["to"]): (t["seconds"], t["epochs_trained"]) for t in plan["transitions"]
+    }
+    seconds = sum(
+        recorded_s[str(t.src), str(t.dst)][0]
+        * t.epochs_trained
+        / max(1, recorded_s[str(t.src), str(t.dst)][1])
+        for t in pruned.transitions
+    )
+    minutes = f"{plan['cost']['compute_seconds'] / 60:.1f} -> {seconds / 60:.1f} min"
     return (
         f"| {run} | {total} | {pruned.epochs_total} | {saved} ({100 * saved / total:.0f} %), "
-        f"{n} cut | {'same path' if same else 'PATH CHANGED'} |"
+        f"{n} cut; {minutes} | {'same path' if same else 'PATH CHANGED'} |"
     )
 
 
-def simulated(instances: int, margin: float) -> list[str]:
+def simulated(
+    instances: int, margin: float, knobs: dict[str, bool] | None = None, branch_margin: float = 0.1
+) -> list[str]:
     graph = TransitionGraph.build(
         "extended", ["consecutive", "uniform"], [16, 32, 64], [0.04, 0.004, 0.0004]
     )
@@ -112,19 +129,26 @@ def simulated(instances: int, margin: float) -> list[str]:
         for prune in (False, True):
             with tempfile.TemporaryDirectory() as tmp:
                 trainer = SimulatedTrainer(Path(tmp) / "ck", RandomLandscape(seed, 0.01))
+                on = (knobs or {"prune": True}) if prune else {}
                 options = PlannerOptions(
-                    delay=10, max_epochs=100, prune=prune, prune_margin=margin
+                    delay=10,
+                    max_epochs=100,
+                    prune_margin=margin,
+                    branch_margin=branch_margin,
+                    **on,
                 )
                 with Journal(Path(tmp) / "j.jsonl") as journal:
                     plans[prune] = Planner(graph, trainer, journal, options).run()
         off, on = plans[False], plans[True]
         saved = off.epochs_total - on.epochs_total
         same = on.to_dict()["path"] == off.to_dict()["path"]
-        n = sum(t.reason.startswith("pruned") for t in on.transitions)
+        n = sum(t.reason.startswith(("pruned", "branch")) for t in on.transitions)
+        verdict = (
+            "same path" if same else f"PATH CHANGED (value {off.value:.3f} -> {on.value:.3f})"
+        )
         rows.append(
             f"| random seed {seed} | {off.epochs_total} | {on.epochs_total} | "
-            f"{saved} ({100 * saved / off.epochs_total:.0f} %), {n} pruned | "
-            f"{'same path' if same else 'PATH CHANGED'} |"
+            f"{saved} ({100 * saved / off.epochs_total:.0f} %), {n} cut | {verdict} |"
         )
     return rows
 
@@ -136,20 +160,24 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     sim = sub.add_parser("simulated")
     sim.add_argument("--instances", type=int, default=10)
+    sim.add_argument("--branches", action="store_true", help="planner.branches, not prune")
     rep = sub.add_parser("replay")
     rep.add_argument("runs", type=Path, nargs="+", help="run directories of finished plans")
     rep.add_argument("--race", action="store_true", help="replay with planner.race instead")
     rep.add_argument("--defer", action="store_true", help="replay with planner.defer instead")
+    rep.add_argument("--branches", action="store_true", help="replay with planner.branches")
     for p in (sim, rep):
         p.add_argument("--margin", type=float, default=0.02)
+        p.add_argument("--branch-margin", type=float, default=0.1)
     args = parser.parse_args()
-    knobs = {k: True for k in ("race", "defer") if getattr(args, k, False)}
-    print("| plan | epochs (paper's rule) | epochs (pruned) | saved | chosen path |")
+    knobs = {k: True for k in ("race", "defer", "branches") if getattr(args, k, False)}
+    switched = " + ".join(f"planner.{k}" for k in knobs) or "planner.prune"
+    print(f"| plan | epochs (paper's rule) | epochs ({switched}) | saved | chosen path |")
     print("|---|---|---|---|---|")
     if args.what == "simulated":
-        rows = simulated(args.instances, args.margin)
+        rows = simulated(args.instances, args.margin, knobs or None, args.branch_margin)
     else:
-        rows = [replay(run, args.margin, knobs) for run in args.runs]
+        rows = [replay(run, args.margin, knobs, args.branch_margin) for run in args.runs]
     print("\n".join(rows))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +16,8 @@ from opplan.planning import (
     Journal,
     Planner,
     PlannerOptions,
-    PlanState,
     TrainingState,
     TransitionGraph,
-    read_journal,
 )
 from opplan.planning.progress import TransitionRecord
 from opplan.planning.racing import (
@@ -32,7 +29,7 @@ from opplan.planning.racing import (
 )
 from opplan.planning.simulate import CurveParams, RandomLandscape, SimulatedTrainer
 from opplan.planning.simulate import simulated_score as score_at
-from opplan.testing.planning import run_plan
+from opplan.testing.planning import cut_plan, run_plan, untimed
 
 S = TrainingState.parse
 GRAPH = TransitionGraph.build("extended", ["uniform"], [8, 16, 32], [0.1, 0.01, 0.001])
@@ -41,24 +38,17 @@ NOISE = PlannerOptions(max_epochs=30, rule="noise", noise=0.01)
 RACE = PlannerOptions(max_epochs=30, rule="noise", noise=0.01, race=True, defer=True)
 
 
-def strip(plan: dict) -> dict:
-    plan["cost"].pop("wall_seconds"), plan["cost"].pop("compute_seconds")
-    for t in plan["transitions"]:
-        t.pop("seconds")
-    return plan
-
-
 @pytest.fixture(scope="module")
 def raced(tmp_path_factory) -> tuple[Path, dict]:
     run = tmp_path_factory.mktemp("raced")
     options = PlannerOptions(**{**RACE.to_dict(), "keep_checkpoints": True})
     plan = run_plan(run, GRAPH, LANDSCAPE, options)
-    return run, strip(plan.to_dict())
+    return run, untimed(plan.to_dict())
 
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory) -> dict:
-    return strip(run_plan(tmp_path_factory.mktemp("full"), GRAPH, LANDSCAPE, NOISE).to_dict())
+    return untimed(run_plan(tmp_path_factory.mktemp("full"), GRAPH, LANDSCAPE, NOISE).to_dict())
 
 
 # -- rungs and kinds -----------------------------------------------------------------------
@@ -203,15 +193,12 @@ def test_racing_and_deferring_keep_the_plan_and_save_epochs(raced, full):
 def test_a_resumed_raced_plan_is_the_uninterrupted_one(tmp_path, raced, cut):
     source, reference = raced
     run = tmp_path / "run"
-    shutil.copytree(source / "ck", run / "ck")
-    lines = (source / "journal.jsonl").read_text().splitlines(keepends=True)
-    (run / "journal.jsonl").write_text("".join(lines[: int(cut * len(lines))]))
-    progress = PlanState.replay(read_journal(run / "journal.jsonl"))
+    progress = cut_plan(source, run, cut)
     options = PlannerOptions(**{**RACE.to_dict(), "keep_checkpoints": True})
     with Journal(run / "journal.jsonl") as journal:
         trainer = SimulatedTrainer(run / "ck", LANDSCAPE)
         plan = Planner(GRAPH, trainer, journal, options, progress=progress).run()
-    assert strip(plan.to_dict()) == reference
+    assert untimed(plan.to_dict()) == reference
 
 
 def test_with_the_knobs_off_the_paper_plan_is_unchanged(tmp_path):
@@ -219,10 +206,10 @@ def test_with_the_knobs_off_the_paper_plan_is_unchanged(tmp_path):
     paper = PlannerOptions(delay=3, max_epochs=25)
     graph = TransitionGraph.build("extended", ["uniform"], [8, 16], [0.1, 0.01])
     land = RandomLandscape(seed=3)
-    off = strip(run_plan(tmp_path / "off", graph, land, paper).to_dict())
+    off = untimed(run_plan(tmp_path / "off", graph, land, paper).to_dict())
     # racing from a rung past the budget takes no decision: the same plan, event for event
     never = PlannerOptions(delay=3, max_epochs=25, race=True, race_rung=26, defer=False)
-    assert strip(run_plan(tmp_path / "never", graph, land, never).to_dict()) == off
+    assert untimed(run_plan(tmp_path / "never", graph, land, never).to_dict()) == off
     assert off["cost"]["skipped"] == 0
     assert all(not t["reason"].startswith(RACED) for t in off["transitions"])
     json.dumps(off)

@@ -4,7 +4,6 @@ model scored in the new state, journaled, replayed exactly; off, y0 is the sourc
 from __future__ import annotations
 
 import copy
-import shutil
 
 import pytest
 
@@ -13,12 +12,12 @@ from opplan.planning import (
     Journal,
     Planner,
     PlannerOptions,
-    PlanState,
     TrainingState,
     TransitionGraph,
     read_journal,
 )
 from opplan.planning.simulate import RandomLandscape, SimulatedTrainer
+from opplan.testing.planning import cut_plan, untimed
 
 GRAPH = TransitionGraph.build("extended", ["uniform"], [8, 16], [0.1, 0.01])
 LANDSCAPE = RandomLandscape(seed=4, noise=0.0)
@@ -88,17 +87,9 @@ def test_y0_is_the_start_scored_in_the_new_state(scored, tmp_path):
 @pytest.mark.parametrize("cut", [0.3, 0.7])
 def test_a_resumed_plan_with_scored_starts_is_the_uninterrupted_one(scored, tmp_path, cut):
     source, reference = scored
-    run = tmp_path / "run"
-    shutil.copytree(source / "ck", run / "ck")
-    lines = (source / "journal.jsonl").read_text().splitlines(keepends=True)
-    (run / "journal.jsonl").write_text("".join(lines[: int(cut * len(lines))]))
-    progress = PlanState.replay(read_journal(run / "journal.jsonl"))
-    plan, reference = _plan(run, SCORED, progress).to_dict(), copy.deepcopy(reference)
-    for d in (plan, reference):
-        d["cost"].pop("wall_seconds"), d["cost"].pop("compute_seconds")
-        for t in d["transitions"]:
-            t.pop("seconds")
-    assert plan == reference
+    progress = cut_plan(source, tmp_path / "run", cut)
+    plan = untimed(_plan(tmp_path / "run", SCORED, progress).to_dict())
+    assert plan == untimed(copy.deepcopy(reference))
 
 
 def test_the_knob_is_off_by_default_and_reaches_the_planner():

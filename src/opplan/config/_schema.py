@@ -216,6 +216,17 @@ class PlannerConfig(_Strict):
         "state; a clip-length change loses points before any step, which hides as a first-epoch "
         "dip otherwise",
     )
+    branches: bool = Field(
+        _OPTIONS.branches,
+        description="beyond the paper: once the moves from the initial state have ended, skip "
+        "every other move of a branch (a sampling) whose best first move is more than "
+        "branch_margin below the best branch's (a heuristic, not a bound)",
+    )
+    branch_margin: Annotated[float, Field(ge=0)] = Field(
+        _OPTIONS.branch_margin,
+        description="branches: how far below the leading branch's best first move a branch "
+        "may be and still be explored (score units)",
+    )
 
     def options(self, noise: float = 0.0, eval_count: int = 0) -> PlannerOptions:
         """The planner's options; ``noise``/``eval_count`` are the trainer's evaluation noise

@@ -1,4 +1,5 @@
-"""The planner's racing and deferral steps (beyond the paper, issue 17 item 3), apart from
+"""The planner's racing, deferral and branch steps (beyond the paper, issue 17 item 3,
+issue 20), apart from
 the dynamic programming of :mod:`opplan.planning.planner` (Eq. 2), which mixes them in.
 
 The decisions themselves are pure functions in :mod:`opplan.planning.racing`; this is the
@@ -11,7 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from opplan.planning.branches import BRANCH, dropped_branches
 from opplan.planning.executors import Edge
+from opplan.planning.graph import TransitionGraph
 from opplan.planning.journal import Op
 from opplan.planning.knee import KneeStopper
 from opplan.planning.options import PlannerOptions
@@ -36,6 +39,9 @@ class RaceDriver:
 
     options: PlannerOptions
     progress: PlanState
+    graph: TransitionGraph
+    _branch: dict[TrainingState, int]
+    _branches_decided: bool
     _preds: dict[TrainingState, tuple[TrainingState, ...]]
     _paused: dict[Edge, tuple[int, Running]]
     _cleared: dict[Edge, Running]
@@ -144,3 +150,36 @@ class RaceDriver:
                     self._released.add((src, dst))
             decided = True
         return decided
+
+    def _waits_for_branches(self, src: TrainingState) -> bool:
+        """``planner.branches``: a move out of a trained state waits for the branch decision."""
+        return self.options.branches and not src.is_initial and not self._branches_decided
+
+    def _branches(self) -> bool:
+        """Once every first move has ended, skip every other move of a dropped branch
+        (:mod:`opplan.planning.branches`); True when decided."""
+        if not self.options.branches or self._branches_decided:
+            return False
+        margin = self.options.branch_margin
+        decision = dropped_branches(self.graph, self._branch, self.progress.transitions, margin)
+        if decision is None:
+            return False
+        best, dropped = decision
+        self._branches_decided = True
+        leader = max(best.values())
+        for src, dst in self.graph.edges:
+            if src.is_initial or self._branch[dst] not in dropped:
+                continue
+            if (src, dst) in self.progress.transitions:  # journaled before a resume
+                continue
+            source = self.progress.states.get(src)
+            self._emit(
+                Op.TRANSITION_FAILED,
+                src=str(src),
+                dst=str(dst),
+                reason=BRANCH,
+                message=f"its branch's best first move {best[self._branch[dst]]:.4f} < "
+                f"{leader:.4f} - margin {margin:g}",
+                y0=0.0 if source is None else source.observed,
+            )
+        return True

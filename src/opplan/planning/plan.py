@@ -14,11 +14,12 @@
 
 A failed transition (``status`` diverged / failed / unreachable) or a state without a model
 has ``value: null``; so has a move the planner skipped on a bound (``status`` deferred,
-``planner.defer``, beyond the paper; counted in ``skipped``, not ``failed``), its ``reason``
-giving the bound and the value in hand. A move abandoned by ``planner.race`` is finished, its
-``reason`` starting with "raced". ``compute_seconds`` sums every transition's per-epoch seconds
-(training + validation + checkpoint: the footing ``opplan grid`` compares), ``wall_seconds``
-the planner sessions' wall time (less than compute with parallel workers);
+``planner.defer``, or branch, ``planner.branches``, both beyond the paper; counted in
+``skipped``, not ``failed``), its ``reason`` giving the bound and the value in hand. A move
+abandoned by ``planner.race`` is finished, its ``reason`` starting with "raced".
+``compute_seconds`` sums every transition's per-epoch seconds (training + validation +
+checkpoint: the footing ``opplan grid`` compares), ``wall_seconds`` the planner sessions'
+wall time (less than compute with parallel workers);
 ``weighted_epochs`` weights each epoch by its clip length over the plan's shortest one.
 
 ``caveats`` names a best final state whose model was last trained in another sampling or
@@ -47,7 +48,10 @@ from opplan.planning.graph import TransitionGraph
 from opplan.planning.progress import PlanState, StateRecord, TransitionRecord
 from opplan.planning.state import TrainingState
 
-__all__ = ["Plan", "PlanFailed", "PlanStep", "step_state", "transition_dict"]
+__all__ = ["SKIPPED", "Plan", "PlanFailed", "PlanStep", "step_state", "transition_dict"]
+
+# reasons of moves skipped on purpose, never trained: planner.defer, planner.branches
+SKIPPED = ("deferred", "branch")
 
 
 class PlanFailed(OpplanError, RuntimeError):
@@ -158,8 +162,8 @@ class Plan:
                 "epochs_total": self.epochs_total,
                 "weighted_epochs": self.weighted_epochs,
                 "transitions": len(self.transitions),
-                "failed": sum(t.failed and t.reason != "deferred" for t in self.transitions),
-                "skipped": sum(t.reason == "deferred" for t in self.transitions),
+                "failed": sum(t.failed and t.reason not in SKIPPED for t in self.transitions),
+                "skipped": sum(t.reason in SKIPPED for t in self.transitions),
                 "compute_seconds": self.compute_seconds,
                 "wall_seconds": self.session_seconds,
             },

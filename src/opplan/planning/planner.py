@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from opplan.planning._race_driver import RaceDriver, Running
+from opplan.planning.branches import branch_of
 from opplan.planning.executors import Edge, Executor, LocalExecutor, Outcome, WorkerLost
 from opplan.planning.graph import TransitionGraph
 from opplan.planning.journal import Journal, Op
@@ -103,6 +104,9 @@ class Planner(RaceDriver):
         self._cleared: dict[Edge, Running] = {}
         self._deferred: dict[TrainingState, dict[Edge, float]] = {}
         self._released: set[Edge] = set()
+        # beyond the paper (branches.py): one branch per connected component below initial
+        self._branch = branch_of(graph)
+        self._branches_decided = len(set(self._branch.values())) < 2  # nothing to drop
         self.switches = 0  # pauses followed by a trainer resume (racing's cost)
         self._preds = {s: graph.predecessors(s) for s in graph.topological_order()}
         topo = {s: k for k, s in enumerate(graph.states)}
@@ -147,7 +151,13 @@ class Planner(RaceDriver):
             **self.identity,
         )
         while True:
-            while self._resolve_ready() | self._defer() | self._race() | self._launch():
+            while (
+                self._resolve_ready()
+                | self._defer()
+                | self._race()
+                | self._branches()
+                | self._launch()
+            ):
                 pass  # resolving a state can make transitions ready, and a launch can end one
             if len(self.progress.states) == len(self.graph.states):
                 break
@@ -248,6 +258,7 @@ class Planner(RaceDriver):
             and edge not in self._paused
             and (record is None or not record.finished)
             and (src.is_initial or src in self.progress.states)
+            and not self._waits_for_branches(src)
         )
         if ready and self.options.defer and record is None and len(self._preds[dst]) > 1:
             held = self._held(dst)  # None until every source of dst is resolved

@@ -17,7 +17,7 @@ import numpy as np
 
 from opplan.fileio import atomic_write_bytes, atomic_write_text
 from opplan.planning.curves import FAMILIES
-from opplan.planning.plan import step_state
+from opplan.planning.plan import SKIPPED, step_state
 from opplan.planning.state import TrainingState
 
 __all__ = [
@@ -185,7 +185,7 @@ def curve_panels(plan: dict[str, Any]) -> list[CurvePanel]:
     chosen = {(step["from"], str(step_state(step))) for step in plan["path"]}
     panels = []
     for t in plan["transitions"]:
-        if t["status"] in ("unreachable", "deferred"):
+        if t["status"] in ("unreachable", *SKIPPED):
             continue  # never trained: nothing to draw
         scores = np.asarray(t["scores"], dtype=float)
         epochs = np.arange(len(scores))
@@ -255,8 +255,8 @@ def write_report(plan: dict[str, Any], run_dir: str | Path) -> Path:
     )
     if failures:
         failures = (
-            "\nMoves that diverged, failed or were skipped on a bound (deferred; value -inf, "
-            "never on a path):\n\n" + failures
+            "\nMoves that diverged, failed or were skipped on a bound (deferred, branch; "
+            "value -inf, never on a path):\n\n" + failures
         )
     caveats = "".join(f"\n**Caveat:** {c}.\n" for c in plan.get("caveats", []))
     atomic_write_text(

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from opplan.planning import (
     Journal,
     Plan,
     Planner,
     PlannerOptions,
+    PlanState,
     TrainingState,
     TransitionGraph,
+    read_journal,
 )
 from opplan.planning.simulate import Landscape, SimulatedTrainer, simulated_score
 
-__all__ = ["brute_force", "run_plan", "simulate_edge"]
+__all__ = ["brute_force", "cut_plan", "run_plan", "simulate_edge", "untimed"]
 
 
 Steps = list[tuple[TrainingState, int]]  # (state, knee epoch) per step
@@ -77,3 +81,20 @@ def run_plan(
         return Planner(
             graph, SimulatedTrainer(run / "ck", landscape, epoch_delay), journal, opts
         ).run()
+
+
+def cut_plan(source: Path, run: Path, cut: float) -> PlanState:
+    """A crash: ``source``'s checkpoints and the first ``cut`` of its journal copied to
+    ``run``; returns the progress a resume replays from it."""
+    shutil.copytree(source / "ck", run / "ck")
+    lines = (source / "journal.jsonl").read_text().splitlines(keepends=True)
+    (run / "journal.jsonl").write_text("".join(lines[: int(cut * len(lines))]))
+    return PlanState.replay(read_journal(run / "journal.jsonl"))
+
+
+def untimed(plan: dict[str, Any]) -> dict[str, Any]:
+    """``plan`` (a ``Plan.to_dict()``) without its seconds, which differ between runs."""
+    plan["cost"].pop("wall_seconds"), plan["cost"].pop("compute_seconds")
+    for t in plan["transitions"]:
+        t.pop("seconds")
+    return plan
