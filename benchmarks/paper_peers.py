@@ -38,6 +38,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from benchmarks.paper_runs import (
     grid_dir,
     make_config,
@@ -64,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--train-searches",
         action="store_true",
         help="peers: train ASHA/Hyperband/top-k (default: replay the seed's grid)",
+    )
+    parser.add_argument(
+        "--branches",
+        action="store_true",
+        help="peers: add the default-rule plan with planner.branches (replayed exactly from "
+        "its recorded curves; trained when the replay's path would change)",
     )
     parser.add_argument(
         "--records",
@@ -95,6 +103,36 @@ def _multigrid(
         "weighted": result["weighted_epochs"],
         "seconds": result["seconds"],
     }
+
+
+def _branched(
+    args: argparse.Namespace, config: Path, plan: Path, default: dict[str, Any]
+) -> dict[str, Any]:
+    """The default-rule plan with ``planner.branches``: its finished plan replayed exactly
+    (the same models where the path is the same, so the same test top-1; the cost of the
+    moves it keeps, seconds prorated), or, where dropping a branch would change the path,
+    planned for real with the switch on (``<plan>-branches``)."""
+    from benchmarks.pruning import PathChanged, replay_plan
+
+    try:
+        replayed, recorded, seconds = replay_plan(plan, {"branches": True})
+        same = replayed.to_dict()["path"] == recorded["path"]
+    except PathChanged:
+        same = False
+    if same:
+        return {
+            "test": default["test"],
+            "epochs": replayed.epochs_total,
+            "weighted": replayed.weighted_epochs,
+            "seconds": seconds,
+            "replayed": True,
+        }
+    text = yaml.safe_load(config.read_text())
+    text["planner"]["branches"] = True
+    variant = config.with_name(config.stem + "-branches.yaml")
+    variant.write_text(yaml.safe_dump(text, sort_keys=False))
+    run = run_plan(args, variant, plan.with_name(plan.name + "-branches"))
+    return {**_measured(run["test"], run["cost"]), "replayed": False}
 
 
 def _search(
@@ -173,7 +211,7 @@ def _verdict(task: str, methods: dict[str, list[dict[str, Any]]]) -> str:
 # the options that do not change what a seed's runs train (where they live, what is shown)
 _NOT_OPTIONS = {
     "work", "tasks", "seeds", "networks", "argv", "table", "target", "grid_seeds", "rules",
-    "step_epochs", "long_budgets", "long_grid", "records", "from_records",
+    "step_epochs", "long_budgets", "long_grid", "records", "from_records", "branches",
 }  # fmt: skip
 
 
@@ -203,6 +241,7 @@ def _commit() -> str:
 
 
 GRID = "best hand-tuned (full grid)"
+BRANCHED = "planner (branches)"  # --branches: an extra row, not needed for a complete record
 MATCHED = "multigrid (planner's epochs)"
 SEARCH_LABELS = ("ASHA over the grid", "Hyperband over the grid", "top-k")
 
@@ -253,6 +292,9 @@ def _seed_methods(
             continue
         plan = run_plan(options, config, plan_dir(options, root))
         methods[label] = _measured(plan["test"], plan["cost"])
+        save()
+    if getattr(args, "branches", False) and BRANCHED not in methods:
+        methods[BRANCHED] = _branched(args, config, plan_dir(args, root), methods[labels(args)[0]])
         save()
     if GRID not in methods or any(label not in methods for label in SEARCH_LABELS):
         grid = run_grid_for(args, config, grid_dir(args, root))
@@ -369,6 +411,8 @@ def peers(args: argparse.Namespace, header: list[str]) -> list[str]:
             verdicts.append(f"`{task}`: no complete record in {records_dir(args)} (not run).")
             continue
         order = labels(argparse.Namespace(**records[0]["options"]))
+        if all(BRANCHED in r["methods"] for r in records):
+            order.insert(2, BRANCHED)
         methods = {label: [r["methods"][label] for r in records] for label in order}
         rows.extend(_row(task, label, runs) for label, runs in methods.items())
         verdicts.append(_verdict(task, methods))

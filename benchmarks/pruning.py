@@ -22,8 +22,16 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from opplan.planning import Journal, Planner, PlannerOptions, TrainingState, TransitionGraph
+from opplan.planning import (
+    Journal,
+    Plan,
+    Planner,
+    PlannerOptions,
+    TrainingState,
+    TransitionGraph,
+)
 from opplan.planning.simulate import RandomLandscape, SimulatedTrainer
 
 
@@ -74,11 +82,14 @@ class RecordedTrainer:
         pass
 
 
-def replay(
-    run: Path, margin: float, knobs: dict[str, bool] | None = None, branch_margin: float = 0.1
-) -> str:
-    """One table row: the finished plan in ``run`` replayed with pruning on (or, given
-    ``knobs``, with those planner switches on instead: ``race``, ``defer``)."""
+def replay_plan(
+    run: Path, knobs: dict[str, bool], margin: float = 0.02, branch_margin: float = 0.1
+) -> tuple[Plan, dict[str, Any], float]:
+    """The finished plan in ``run`` replayed exactly with the planner switches ``knobs`` on
+    (``prune``, ``race``, ``defer``, ``branches``): ``(replayed plan, recorded plan.json,
+    its seconds)``, the seconds being each kept move's recorded seconds prorated by the
+    epochs it keeps. Raises :class:`PathChanged` when a state would start from a model the
+    recorded plan never made (then only a real run says what the plan would be)."""
     from dataclasses import replace
 
     from opplan.config import load_config
@@ -89,18 +100,9 @@ def replay(
     with (run / "journal.jsonl").open() as journal_file:  # the options the plan ran with
         recorded = json.loads(journal_file.readline()).get("options", {})
     base = replace(config.planner.options(), eval_count=recorded.get("eval_count", 0))
-    knobs = knobs or {"prune": True}
     options = replace(base, prune_margin=margin, branch_margin=branch_margin, **knobs)
-    total = plan["cost"]["epochs_total"]
     with tempfile.TemporaryDirectory() as tmp, Journal(Path(tmp) / "j.jsonl") as journal:
-        try:
-            pruned = Planner(graph, RecordedTrainer(plan, graph), journal, options).run()
-        except PathChanged as err:
-            return f"| {run} | {total} | - | - | path changed: {err} |"
-    same = pruned.to_dict()["path"] == plan["path"]
-    cut = ("pruned", "raced", "deferred", "bound")
-    n = sum(t.reason.startswith(cut) or t.failed for t in pruned.transitions)
-    saved = total - pruned.epochs_total
+        replayed = Planner(graph, RecordedTrainer(plan, graph), journal, options).run()
     recorded_s = {
         (t["from"], t["to"]): (t["seconds"], t["epochs_trained"]) for t in plan["transitions"]
     }
@@ -108,8 +110,26 @@ def replay(
         recorded_s[str(t.src), str(t.dst)][0]
         * t.epochs_trained
         / max(1, recorded_s[str(t.src), str(t.dst)][1])
-        for t in pruned.transitions
+        for t in replayed.transitions
     )
+    return replayed, plan, seconds
+
+
+def replay(
+    run: Path, margin: float, knobs: dict[str, bool] | None = None, branch_margin: float = 0.1
+) -> str:
+    """One table row: the finished plan in ``run`` replayed with pruning on (or, given
+    ``knobs``, with those planner switches on instead: ``race``, ``defer``, ``branches``)."""
+    try:
+        pruned, plan, seconds = replay_plan(run, knobs or {"prune": True}, margin, branch_margin)
+    except PathChanged as err:
+        total = json.loads((run / "plan.json").read_text())["cost"]["epochs_total"]
+        return f"| {run} | {total} | - | - | path changed: {err} |"
+    total = plan["cost"]["epochs_total"]
+    same = pruned.to_dict()["path"] == plan["path"]
+    cut = ("pruned", "raced", "deferred", "bound", "branch")
+    n = sum(t.reason.startswith(cut) or t.failed for t in pruned.transitions)
+    saved = total - pruned.epochs_total
     minutes = f"{plan['cost']['compute_seconds'] / 60:.1f} -> {seconds / 60:.1f} min"
     return (
         f"| {run} | {total} | {pruned.epochs_total} | {saved} ({100 * saved / total:.0f} %), "
