@@ -17,6 +17,13 @@ the same pruner decisions on the grid runs' recorded epochs, the cost of the epo
 would have trained, timed by the grid's own epochs; ``--train-searches`` trains them instead
 (in ``<search>/``), which costs about another grid per seed.
 
+Extra rows, beyond the paper, when asked for (not needed for a complete record, shown where
+every record of the task has them): ``--branches``, the default-rule plan with
+``planner.branches``, replayed exactly from that plan's recorded curves (trained in
+``plan-rise<k>-branches`` only if the replay's path would change); ``--scored-starts``, the
+default-rule plan with ``planner.score_start`` and ``trainer.optim.recalibrate_bn``, trained
+(``plan-rise<k>-scored``).
+
 Each task and seed's measurements are written to ``--records`` (one JSON with the command,
 commit and options), method by method; a record with the same options is used as it is (or
 completed, if a session ended mid-seed), one with other options is refused. A table whose
@@ -74,6 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "its recorded curves; trained when the replay's path would change)",
     )
     parser.add_argument(
+        "--scored-starts",
+        action="store_true",
+        help="peers: add the default-rule plan with planner.score_start and "
+        "trainer.optim.recalibrate_bn (trained)",
+    )
+    parser.add_argument(
         "--records",
         type=Path,
         default=None,
@@ -127,12 +140,28 @@ def _branched(
             "seconds": seconds,
             "replayed": True,
         }
-    text = yaml.safe_load(config.read_text())
-    text["planner"]["branches"] = True
-    variant = config.with_name(config.stem + "-branches.yaml")
-    variant.write_text(yaml.safe_dump(text, sort_keys=False))
+    variant = _variant(config, "branches", {"branches": True})
     run = run_plan(args, variant, plan.with_name(plan.name + "-branches"))
     return {**_measured(run["test"], run["cost"]), "replayed": False}
+
+
+def _variant(config: Path, name: str, planner: dict[str, Any], optim: dict | None = None) -> Path:
+    """``config`` with planner (and trainer.optim) keys set, beside it as ``<stem>-<name>``."""
+    text = yaml.safe_load(config.read_text())
+    text["planner"].update(planner)
+    text["trainer"]["optim"].update(optim or {})
+    variant = config.with_name(f"{config.stem}-{name}.yaml")
+    variant.write_text(yaml.safe_dump(text, sort_keys=False))
+    return variant
+
+
+def _scored(args: argparse.Namespace, config: Path, plan: Path) -> dict[str, Any]:
+    """The default-rule plan with ``planner.score_start`` and ``trainer.optim.recalibrate_bn``
+    (beyond the paper: each move's y0 is its starting model scored in the new state, with
+    fresh BN statistics), trained in ``<plan>-scored``."""
+    variant = _variant(config, "scored", {"score_start": True}, {"recalibrate_bn": True})
+    run = run_plan(args, variant, plan.with_name(plan.name + "-scored"))
+    return _measured(run["test"], run["cost"])
 
 
 def _search(
@@ -212,6 +241,7 @@ def _verdict(task: str, methods: dict[str, list[dict[str, Any]]]) -> str:
 _NOT_OPTIONS = {
     "work", "tasks", "seeds", "networks", "argv", "table", "target", "grid_seeds", "rules",
     "step_epochs", "long_budgets", "long_grid", "records", "from_records", "branches",
+    "scored_starts",
 }  # fmt: skip
 
 
@@ -241,7 +271,17 @@ def _commit() -> str:
 
 
 GRID = "best hand-tuned (full grid)"
-BRANCHED = "planner (branches)"  # --branches: an extra row, not needed for a complete record
+# extra rows (--branches, --scored-starts), not needed for a complete record
+BRANCHED = "planner (branches)"
+SCORED = "planner (scored starts)"
+
+
+def extras(args: argparse.Namespace) -> list[str]:
+    """The extra rows this command asks for."""
+    flags = ((BRANCHED, "branches"), (SCORED, "scored_starts"))
+    return [label for label, flag in flags if getattr(args, flag, False)]
+
+
 MATCHED = "multigrid (planner's epochs)"
 SEARCH_LABELS = ("ASHA over the grid", "Hyperband over the grid", "top-k")
 
@@ -296,6 +336,9 @@ def _seed_methods(
     if getattr(args, "branches", False) and BRANCHED not in methods:
         methods[BRANCHED] = _branched(args, config, plan_dir(args, root), methods[labels(args)[0]])
         save()
+    if getattr(args, "scored_starts", False) and SCORED not in methods:
+        methods[SCORED] = _scored(args, config, plan_dir(args, root))
+        save()
     if GRID not in methods or any(label not in methods for label in SEARCH_LABELS):
         grid = run_grid_for(args, config, grid_dir(args, root))
         methods[GRID] = _measured(grid["test"], grid["cost"])
@@ -338,7 +381,7 @@ def seed_record(args: argparse.Namespace, task: str, model: str, seed: int) -> d
                 file=sys.stderr,
             )
             raise SystemExit(2)
-        if is_complete(record):
+        if is_complete(record) and all(m in record["methods"] for m in extras(args)):
             return record
     else:
         record = {"task": task, "network": model, "seed": seed, "options": options}
@@ -411,8 +454,9 @@ def peers(args: argparse.Namespace, header: list[str]) -> list[str]:
             verdicts.append(f"`{task}`: no complete record in {records_dir(args)} (not run).")
             continue
         order = labels(argparse.Namespace(**records[0]["options"]))
-        if all(BRANCHED in r["methods"] for r in records):
-            order.insert(2, BRANCHED)
+        for extra in (SCORED, BRANCHED):  # shown where every record of the task has it
+            if all(extra in r["methods"] for r in records):
+                order.insert(2, extra)
         methods = {label: [r["methods"][label] for r in records] for label in order}
         rows.extend(_row(task, label, runs) for label, runs in methods.items())
         verdicts.append(_verdict(task, methods))
