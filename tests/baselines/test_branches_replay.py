@@ -66,3 +66,20 @@ def test_the_peers_row_is_the_replay_with_the_default_plans_test(tmp_path):
         "seconds": seconds,
         "replayed": True,
     }
+
+
+def test_a_variant_config_sets_only_its_keys_beside_the_config(tmp_path):
+    from benchmarks.paper_peers import SCORED, _variant, extras
+
+    base = tmp_path / "order-seed0.yaml"
+    base.write_text(yaml.safe_dump({**CONFIG, "trainer": {**CONFIG["trainer"], "optim": {}}}))
+    path = _variant(base, "scored", {"score_start": True}, {"recalibrate_bn": True})
+    assert path == tmp_path / "order-seed0-scored.yaml"
+    variant, original = yaml.safe_load(path.read_text()), yaml.safe_load(base.read_text())
+    assert variant["planner"] == {**original["planner"], "score_start": True}
+    assert variant["trainer"]["optim"] == {"recalibrate_bn": True}
+    assert {k: v for k, v in variant.items() if k not in ("planner", "trainer")} == {
+        k: v for k, v in original.items() if k not in ("planner", "trainer")
+    }
+    assert extras(argparse.Namespace(scored_starts=True)) == [SCORED]
+    assert extras(argparse.Namespace()) == []

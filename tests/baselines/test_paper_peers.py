@@ -106,6 +106,15 @@ def test_peers_runs_every_method_and_resumes(tmp_path, monkeypatch):
     rows = [line for line in text.splitlines() if line.startswith("| order |")]
     assert rows and all(row in assembled for row in rows)
     assert "`tempo`: no complete record" in assembled and record["command"] in assembled
+    # an extra row on a complete record: only that plan is trained, the rest is kept
+    calls["n"] = 0
+    paper_tables.main([*argv, "--scored-starts"])
+    scored = json.loads(record_path.read_text())["methods"]
+    assert "planner (scored starts)" in scored and calls["n"] > 0
+    assert {k: v for k, v in scored.items() if k != "planner (scored starts)"} == rerun["methods"]
+    config = (root / "plan-rise3-scored" / "config.yaml").read_text()
+    assert "score_start: true" in config and "recalibrate_bn: true" in config
+    assert "| order | planner (scored starts) |" in (tmp_path / "peers.md").read_text()
     # the searches replayed the seed's grid; trained instead, they decide and score the same
     assert not any((root / s).exists() for s in ("asha", "hyperband", "topk"))
     paper_tables.main([*argv, "--train-searches", "--records", str(tmp_path / "trained")])
