@@ -327,10 +327,14 @@ def _seed_methods(
     root = run_root(args, task, model, seed)
     paper_rule = copy.copy(args)
     paper_rule.min_rise_from_initial = 0.0
-    for label, options in zip(labels(args)[:2], (args, paper_rule), strict=True):
+    # the paper's rule plans its own config (rise 0): the default one has the default rule
+    paper_config = _variant(config, "paper-rule", {"min_rise_from_initial": 0.0})
+    for label, options, path in zip(
+        labels(args)[:2], (args, paper_rule), (config, paper_config), strict=True
+    ):
         if label in methods:
             continue
-        plan = run_plan(options, config, plan_dir(options, root))
+        plan = run_plan(options, path, plan_dir(options, root))
         methods[label] = _measured(plan["test"], plan["cost"])
         save()
     if getattr(args, "branches", False) and BRANCHED not in methods:

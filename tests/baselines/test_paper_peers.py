@@ -44,6 +44,9 @@ def test_peers_runs_every_method_and_resumes(tmp_path, monkeypatch):
     ):
         assert f"| order | {label} |" in text, label
     assert "`order`: planner (rise 3):" in text and "target" in text
+    root = tmp_path / "runs" / "order-dg_p3d_tiny-uniform-seed0"
+    for plan, rise in (("plan", 0), ("plan-rise3", 3)):  # each rule plans its own config
+        assert f"min_rise_from_initial: {rise:.1f}" in (root / plan / "config.yaml").read_text()
     calls = {"n": 0}
     original = VideoTrainer.train_epoch
 
