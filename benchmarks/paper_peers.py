@@ -37,6 +37,7 @@ import argparse
 import copy
 import datetime as _dt
 import json
+import os
 import shlex
 import statistics
 import subprocess
@@ -270,6 +271,25 @@ def _commit() -> str:
     return out.stdout.strip()
 
 
+def _machine() -> str:
+    """CPU model and torch version, kept in each record: CPU training repeats bit for bit in
+    one session, but a re-run of relay seed 0's plan in another session gave 611 epochs, not
+    594 (cause not established; the machine is the first suspect)."""
+    import platform
+
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
 GRID = "best hand-tuned (full grid)"
 # extra rows (--branches, --scored-starts), not needed for a complete record
 BRANCHED = "planner (branches)"
@@ -396,6 +416,7 @@ def seed_record(args: argparse.Namespace, task: str, model: str, seed: int) -> d
         record.update(
             command=command,
             commit=_commit(),
+            machine=_machine(),
             date=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             complete=is_complete(record),
         )
