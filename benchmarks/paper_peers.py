@@ -287,7 +287,11 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}"
+    # the kernels' ISA and the thread count change float reductions, so the curves
+    return (
+        f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.backends.cpu.get_cpu_capability()} kernels, {torch.get_num_threads()} threads"
+    )
 
 
 GRID = "best hand-tuned (full grid)"
