@@ -51,6 +51,7 @@ def test_untrained_final_after_a_length_change_is_named(tmp_path):
     assert "enters uniform 16f lr=0.1 untrained" in caveat
     assert f"{plan['value']:.4f}" in caveat
     assert "0.500-0.500" in caveat and "planner.score_start: true" in caveat
+    assert "recalibrate_bn: true" in caveat
     # shown where the user looks: the path table and the report
     console = Console(record=True, width=1000)
     for line in caveat_lines(plan):

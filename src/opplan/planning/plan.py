@@ -208,7 +208,8 @@ def _untrained_final(path: tuple[PlanStep, ...], progress: PlanState) -> tuple[s
         f"the final model was last trained in {trained.state} and enters {final.state} "
         f"untrained (knee 0); its value {final.value:.4f} is anchored at its score in "
         f"{trained.state}, never measured in {final.state}{after}. Set planner.score_start: "
-        "true to score starting models in the new state (beyond the paper), or check with "
+        "true (with trainer.optim.recalibrate_bn: true) to score starting models in the new "
+        "state (beyond the paper), or check with "
         "`opplan evaluate RUN --split val`",
     )
 
