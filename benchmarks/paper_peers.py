@@ -287,7 +287,7 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    # the kernels' ISA and the thread count change float reductions, so the curves
+    # the kernels' ISA and the thread count change float reductions, and so the curves
     return (
         f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.backends.cpu.get_cpu_capability()} kernels, {torch.get_num_threads()} threads"
