@@ -257,18 +257,24 @@ def records_dir(args: argparse.Namespace) -> Path:
     return Path(args.records) if args.records else Path(args.work) / "peers-records"
 
 
-def _commit() -> str:
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def _commit(repo: Path = _REPO) -> str:
+    """HEAD, with ``-dirty`` if files other than the records changed: a record rewritten
+    while its seed runs must not mark its own provenance dirty."""
+
+    def git(*argv: str) -> str:
+        run = subprocess.run(["git", *argv], capture_output=True, text=True, check=True, cwd=repo)
+        return run.stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        )
+        head = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                      ":(exclude)benchmarks/records")  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return out.stdout.strip()
+    return head + ("-dirty" if changed else "")
 
 
 def _machine() -> str:

@@ -148,3 +148,27 @@ def test_a_record_of_other_options_is_refused_naming_them(tmp_path, capsys):
     message = capsys.readouterr().err
     assert "order-dg_p3d_tiny-uniform-seed0.json" in message and "options (keep)" in message
     assert not (tmp_path / "runs").exists()  # refused before anything ran
+
+
+def test_a_records_own_rewrite_does_not_mark_its_commit_dirty(tmp_path):
+    import subprocess
+
+    from benchmarks.paper_peers import _commit
+
+    def git(*argv):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *argv],
+                       cwd=tmp_path, check=True, capture_output=True)  # fmt: skip
+
+    (tmp_path / "benchmarks" / "records").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "records" / "r.json").write_text("{}\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path,
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert _commit(tmp_path) == head
+    (tmp_path / "benchmarks" / "records" / "r.json").write_text('{"a": 1}\n')
+    assert _commit(tmp_path) == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert _commit(tmp_path) == head + "-dirty"
